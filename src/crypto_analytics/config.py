@@ -1,0 +1,239 @@
+"""Typed settings: `config/config.yaml` for defaults, the environment for overrides and secrets.
+
+Why one settings object: every task, CLI command and test reads the same values the same way,
+and a typo in the YAML fails at start-up with the field named instead of deep inside a fetch.
+Environment variables override YAML scalars as CRYPTO_<SECTION>__<KEY>; secrets (API keys, the
+database URL) are read from the environment only.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from datetime import date
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+from crypto_analytics.errors import ConfigError, SymbolUnavailable
+from crypto_analytics.intervals import interval_length
+
+log = logging.getLogger(__name__)
+
+#: The per-token id fields, one per kind of source. The Binance archive uses `exchange` ids.
+SourceKey = Literal["yahoo", "coingecko", "exchange"]
+SOURCE_KEYS: tuple[SourceKey, ...] = ("yahoo", "coingecko", "exchange")
+
+CONFIG_ENV_VAR = "CRYPTO_CONFIG_FILE"
+
+
+class Token(BaseModel):
+    """One token of the universe with its id on each source, or the reason a source lacks it."""
+
+    symbol: str
+    name: str
+    category: str
+    stablecoin: bool = False
+    status: Literal["active", "delisted", "renamed", "merged"] = "active"
+    yahoo: str | None = None
+    coingecko: str | None = None
+    exchange: str | None = None
+    unavailable: dict[SourceKey, str] = Field(default_factory=dict)
+
+    @field_validator("symbol")
+    @classmethod
+    def _upper_symbol(cls, value: str) -> str:
+        if not value.isalnum() or value != value.upper():
+            raise ValueError(f"symbol {value!r} must be upper-case letters and digits")
+        return value
+
+    @model_validator(mode="after")
+    def _every_source_accounted_for(self) -> Token:
+        for key in SOURCE_KEYS:
+            has_id = getattr(self, key) is not None
+            has_reason = key in self.unavailable
+            if has_id == has_reason:
+                raise ValueError(
+                    f"token {self.symbol}: give either a {key} id or a reason under "
+                    f"unavailable.{key}, exactly one of the two"
+                )
+        return self
+
+    def source_id(self, key: SourceKey) -> str:
+        """The token's id on a source, or SymbolUnavailable carrying the configured reason."""
+        value: str | None = getattr(self, key)
+        if value is None:
+            raise SymbolUnavailable(key, f"{self.symbol} skipped: {self.unavailable[key]}")
+        return value
+
+
+class YahooConfig(BaseModel):
+    intervals: list[str] = ["1d", "1h"]
+    intraday_history_days: dict[str, int] = {}
+
+
+class CoinGeckoConfig(BaseModel):
+    vs_currency: str = "usd"
+    plan: Literal["keyless", "demo", "pro"] = "keyless"
+    requests_per_minute: dict[str, float] = {"keyless": 10, "demo": 30, "pro": 500}
+    keyless_history_days: int = 365
+
+
+class ExchangeConfig(BaseModel):
+    exchange_id: str = "binance"
+    intervals: list[str] = ["1d", "1h"]
+    page_limit: int = Field(1000, gt=0, le=1000)
+    orderbook_depth: int = Field(20, gt=0, le=5000)
+    fallback_hosts: list[str] = []
+    fallback_exchange_id: str | None = None
+
+
+class BinanceArchiveConfig(BaseModel):
+    base_url: str = "https://data.binance.vision"
+    market: Literal["spot"] = "spot"
+
+
+class SyntheticConfig(BaseModel):
+    seed: int = 42
+    intervals: list[str] = ["1d", "1h"]
+    start: date = date(2020, 1, 1)
+
+
+class SourcesConfig(BaseModel):
+    yahoo: YahooConfig = YahooConfig()
+    coingecko: CoinGeckoConfig = CoinGeckoConfig()
+    exchange: ExchangeConfig = ExchangeConfig()
+    binance_archive: BinanceArchiveConfig = BinanceArchiveConfig()
+    synthetic: SyntheticConfig = SyntheticConfig()
+
+
+class IngestionConfig(BaseModel):
+    default_sources: list[str] = ["exchange", "coingecko", "yahoo"]
+    initial_lookback_days: int = Field(30, gt=0)
+    http_timeout_seconds: float = Field(20, gt=0)
+    max_retries: int = Field(5, ge=0)
+    retry_base_seconds: float = Field(1.0, ge=0)
+    retry_max_seconds: float = Field(60.0, ge=0)
+
+
+def find_config_file() -> Path:
+    """CRYPTO_CONFIG_FILE, else the nearest config/config.yaml above the working directory,
+    else the one in the source checkout this package was installed from."""
+    explicit = os.environ.get(CONFIG_ENV_VAR)
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise ConfigError(f"{CONFIG_ENV_VAR}={explicit} does not point at a file")
+        return path
+    for folder in [Path.cwd(), *Path.cwd().parents]:
+        candidate = folder / "config" / "config.yaml"
+        if candidate.is_file():
+            return candidate
+    checkout = Path(__file__).resolve().parents[2] / "config" / "config.yaml"
+    if checkout.is_file():
+        return checkout
+    raise ConfigError(
+        "no config/config.yaml found above the working directory; set CRYPTO_CONFIG_FILE"
+    )
+
+
+class Settings(BaseSettings):
+    """Everything the platform is configured with. Build it with `get_settings()`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CRYPTO_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    database_url: SecretStr | None = None
+    data_dir: Path = Path(".data")
+    lake_dir: Path = Path("data/lake")
+    coingecko_api_key: SecretStr | None = Field(None, validation_alias="COINGECKO_API_KEY")
+    tokens: list[Token]
+    sources: SourcesConfig = SourcesConfig()
+    ingestion: IngestionConfig = IngestionConfig()
+    schedules: dict[str, str] = {}
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        yaml_source = YamlConfigSettingsSource(settings_cls, yaml_file=find_config_file())
+        return (init_settings, env_settings, yaml_source)
+
+    @model_validator(mode="after")
+    def _check_universe(self) -> Settings:
+        seen: set[str] = set()
+        for token in self.tokens:
+            if token.symbol in seen:
+                raise ValueError(f"token {token.symbol} is listed twice in the universe")
+            seen.add(token.symbol)
+        for interval in [
+            *self.sources.yahoo.intervals,
+            *self.sources.exchange.intervals,
+            *self.sources.synthetic.intervals,
+        ]:
+            interval_length(interval)
+        return self
+
+    @property
+    def project_root(self) -> Path:
+        """The folder holding config/: relative paths in the settings are resolved from it."""
+        return find_config_file().resolve().parent.parent
+
+    def resolve(self, path: Path) -> Path:
+        return path if path.is_absolute() else self.project_root / path
+
+    @property
+    def data_path(self) -> Path:
+        return self.resolve(self.data_dir)
+
+    @property
+    def lake_path(self) -> Path:
+        return self.resolve(self.lake_dir)
+
+    def token(self, symbol: str) -> Token:
+        """Look a token up by symbol; the error lists the universe when it is not there."""
+        for token in self.tokens:
+            if token.symbol == symbol.upper():
+                return token
+        known = ", ".join(t.symbol for t in self.tokens)
+        raise ConfigError(f"unknown symbol {symbol!r}; the universe is: {known}")
+
+    def select_tokens(self, symbols: list[str] | None) -> list[Token]:
+        """The tokens named (all of them for None/empty), each checked against the universe."""
+        if not symbols:
+            return list(self.tokens)
+        return [self.token(s) for s in symbols]
+
+
+def tokens_for_source(tokens: list[Token], key: SourceKey) -> list[tuple[Token, str]]:
+    """Pairs (token, id on the source) for the tokens a source serves; logs why others are skipped."""
+    served: list[tuple[Token, str]] = []
+    for token in tokens:
+        try:
+            served.append((token, token.source_id(key)))
+        except SymbolUnavailable as skipped:
+            log.info("%s", skipped)
+    return served
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (cached: call `get_settings.cache_clear()` after changing env)."""
+    try:
+        return Settings()  # type: ignore[call-arg]
+    except ValidationError as exc:
+        raise ConfigError(f"invalid configuration:\n{exc}") from exc

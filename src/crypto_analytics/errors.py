@@ -1,0 +1,60 @@
+"""The exceptions callers can act on.
+
+Sources raise these instead of library-specific errors so the pipeline can decide per case:
+retry (RateLimited), skip with a reason (SymbolUnavailable, HistoryLimitExceeded), quarantine
+(BadPayload) or fail the batch visibly (SourceUnavailable).
+"""
+
+from __future__ import annotations
+
+
+class CryptoAnalyticsError(Exception):
+    """Base class for every error the platform raises on purpose."""
+
+
+class ConfigError(CryptoAnalyticsError):
+    """The configuration or a user argument is invalid; the message names what was wrong."""
+
+
+class SourceError(CryptoAnalyticsError):
+    """A data source could not deliver what was asked."""
+
+    def __init__(self, source: str, message: str) -> None:
+        super().__init__(f"{source}: {message}")
+        self.source = source
+
+
+class SourceUnavailable(SourceError):
+    """The source is down, unreachable or kept failing after retries."""
+
+
+class Geoblocked(SourceUnavailable):
+    """The source refuses this client's location (Binance answers HTTP 451 to US IPs)."""
+
+
+class RateLimited(SourceError):
+    """The source asked us to slow down (HTTP 429/418, YFRateLimitError)."""
+
+    def __init__(self, source: str, message: str, retry_after: float | None = None) -> None:
+        super().__init__(source, message)
+        self.retry_after = retry_after
+
+
+class BadPayload(SourceError):
+    """The response was malformed, truncated, or its fields changed."""
+
+
+class SymbolUnavailable(SourceError):
+    """The source does not list this token (delisted, merged, renamed or never listed)."""
+
+
+class HistoryLimitExceeded(SourceError):
+    """The window asked for reaches further back than the source or plan allows."""
+
+
+class DatasetNotSupported(SourceError):
+    """The source does not serve this dataset (e.g. order books from Yahoo)."""
+
+
+class LoadError(CryptoAnalyticsError):
+    """A batch could not be written to the warehouse; nothing of it was committed."""

@@ -1,0 +1,1 @@
+"""Getting data from sources into bronze: fetch, validate, keep raw, load."""

@@ -1,0 +1,1 @@
+"""One module per data source, all with the same shape (see base.Source)."""

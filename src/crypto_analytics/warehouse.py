@@ -1,0 +1,105 @@
+"""Where the warehouse is and how to connect to it.
+
+`CRYPTO_DATABASE_URL` wins when set. Otherwise an embedded PostgreSQL (pgserver) is started under
+the data directory, so a newcomer needs no server: it keeps running after the process exits, so
+Airflow, dbt and the CLI all reach the same one through its Unix socket.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
+
+import psycopg
+from psycopg import sql
+
+from crypto_analytics.config import Settings, get_settings
+from crypto_analytics.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+_ACCEPTED_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg", "postgresql+psycopg2")
+
+
+def normalise_url(url: str) -> str:
+    """A libpq URL (postgresql://…) from any of the spellings users paste (SQLAlchemy's included)."""
+    parts = urlsplit(url)
+    if parts.scheme not in _ACCEPTED_SCHEMES:
+        raise ConfigError(
+            f"CRYPTO_DATABASE_URL must be a PostgreSQL URL (postgresql://user@host:port/db); "
+            f"got scheme {parts.scheme!r}"
+        )
+    return urlunsplit(("postgresql", *parts[1:]))
+
+
+def embedded_data_dir(settings: Settings) -> Path:
+    return settings.data_path / "pg"
+
+
+def start_embedded(settings: Settings) -> str:
+    """Start (or reuse) the embedded PostgreSQL under .data/pg and return its URL."""
+    import pgserver  # heavy import, only needed without CRYPTO_DATABASE_URL
+
+    pgdata = embedded_data_dir(settings)
+    pgdata.mkdir(parents=True, exist_ok=True)
+    log.info("CRYPTO_DATABASE_URL is unset: using embedded PostgreSQL in %s", pgdata)
+    server = pgserver.get_server(pgdata, cleanup_mode=None)
+    return str(server.get_uri())
+
+
+def database_url(settings: Settings | None = None) -> str:
+    """The warehouse URL: CRYPTO_DATABASE_URL, else the embedded server's."""
+    settings = settings or get_settings()
+    if settings.database_url is not None:
+        return normalise_url(settings.database_url.get_secret_value())
+    return start_embedded(settings)
+
+
+def url_for_database(url: str, dbname: str) -> str:
+    """The same server, another database (Airflow's metadata and MLflow's store live beside ours)."""
+    parts = urlsplit(normalise_url(url))
+    return urlunsplit((parts.scheme, parts.netloc, "/" + dbname, parts.query, parts.fragment))
+
+
+def connection_params(url: str) -> dict[str, str]:
+    """host/port/user/password/dbname of a URL, for tools that want them apart (dbt profiles)."""
+    parts = urlsplit(normalise_url(url))
+    query = parse_qs(parts.query)
+    host = query.get("host", [parts.hostname or "localhost"])[0]
+    return {
+        "host": host,
+        "port": str(parts.port or query.get("port", ["5432"])[0]),
+        "user": unquote(parts.username or "postgres"),
+        "password": unquote(parts.password or ""),
+        "dbname": unquote(parts.path.lstrip("/")) or "postgres",
+    }
+
+
+def connect(url: str | None = None, **kwargs: object) -> psycopg.Connection:
+    """A new psycopg connection to the warehouse (the caller closes it)."""
+    target = url or database_url()
+    try:
+        return psycopg.connect(target, **kwargs)  # type: ignore[arg-type]
+    except psycopg.OperationalError as exc:
+        safe = urlsplit(target)._replace(netloc=urlsplit(target).hostname or "").geturl()
+        raise ConfigError(f"cannot connect to the warehouse at {safe}: {exc}") from exc
+
+
+@contextmanager
+def transaction(url: str | None = None) -> Iterator[psycopg.Connection]:
+    """A connection whose work commits on success and rolls back on any exception."""
+    with connect(url) as conn, conn.transaction():
+        yield conn
+
+
+def ensure_database(url: str, dbname: str) -> str:
+    """Create a database on the warehouse server if missing; returns its URL."""
+    with connect(url, autocommit=True) as conn:
+        exists = conn.execute("select 1 from pg_database where datname = %s", (dbname,)).fetchone()
+        if not exists:
+            conn.execute(sql.SQL("create database {}").format(sql.Identifier(dbname)))
+            log.info("created database %s", dbname)
+    return url_for_database(url, dbname)
