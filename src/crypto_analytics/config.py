@@ -122,6 +122,8 @@ class IngestionConfig(BaseModel):
     max_retries: int = Field(5, ge=0)
     retry_base_seconds: float = Field(1.0, ge=0)
     retry_max_seconds: float = Field(60.0, ge=0)
+    #: A batch quarantining more than this share of its rows fails the bronze quality check.
+    max_quarantine_ratio: float = Field(0.05, ge=0, le=1)
 
 
 def find_config_file() -> Path:

@@ -58,3 +58,7 @@ class DatasetNotSupported(SourceError):
 
 class LoadError(CryptoAnalyticsError):
     """A batch could not be written to the warehouse; nothing of it was committed."""
+
+
+class DataQualityError(CryptoAnalyticsError):
+    """Landed data failed a post-load check; the message lists every failing check."""

@@ -1,0 +1,49 @@
+# Every target creates the virtual environment from the lock when it is missing or stale.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+PY := $(BIN)/python
+CLI := $(BIN)/crypto-analytics
+export PATH := $(BIN):$(PATH)
+# The warehouse for commands that need one: CRYPTO_DATABASE_URL, else the embedded server.
+WAREHOUSE = export CRYPTO_DATABASE_URL="$${CRYPTO_DATABASE_URL:-$$($(CLI) db url)}"
+
+.PHONY: help venv lock demo test test-unit lint up down dbt-build dbt-parse docs bench clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+venv: $(VENV)/.installed ## Create/refresh the virtual environment from requirements.txt
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check uv
+	$(BIN)/uv pip sync -q --python $(PY) requirements.txt
+	$(BIN)/uv pip install -q --python $(PY) --no-deps -e .
+	touch $@
+
+lock: ## Re-resolve requirements.in into the pinned lock requirements.txt
+	$(PY) -m pip install -q uv
+	$(BIN)/uv pip compile -q requirements.in -o requirements.txt --python-version 3.11
+
+demo: venv ## Offline end to end: warehouse, synthetic ingestion, summary
+	$(CLI) demo
+
+test: venv ## The full test suite (integration tests use CRYPTO_DATABASE_URL or the embedded server)
+	$(BIN)/ruff check src ml airflow scripts tests
+	$(WAREHOUSE); $(BIN)/pytest -q
+
+test-unit: venv ## Only the tests that need no database
+	$(BIN)/pytest -q -m "not integration"
+
+lint: venv ## ruff (lint + format check) and mypy
+	$(BIN)/ruff check src ml airflow scripts tests
+	$(BIN)/ruff format --check src ml airflow scripts tests
+	$(BIN)/mypy
+
+bench: venv ## Loader throughput vs raw COPY vs to_sql
+	$(WAREHOUSE); $(PY) scripts/bench_load.py
+
+clean: ## Remove the lake, the embedded warehouse data and build outputs (asks nothing: careful)
+	rm -rf data/lake dbt/target dbt/logs .pytest_cache

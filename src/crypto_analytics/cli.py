@@ -1,0 +1,227 @@
+"""`crypto-analytics`: the command line for the warehouse, ingestion, replay and the demo.
+
+Every command exits non-zero with a one-line reason on bad input or failed batches, so it can sit
+in cron, CI or a Makefile without hiding failures.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+import typer
+
+from crypto_analytics.errors import CryptoAnalyticsError
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+db_app = typer.Typer(no_args_is_help=True, help="Warehouse set-up.")
+app.add_typer(db_app, name="db")
+
+log = logging.getLogger("crypto_analytics.cli")
+
+SourceOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--source",
+        "-s",
+        help="Source to use (repeatable): exchange, binance_archive, yahoo, coingecko, synthetic.",
+    ),
+]
+SymbolOpt = Annotated[
+    list[str] | None,
+    typer.Option("--symbol", help="Token symbol (repeatable); default: the whole universe."),
+]
+IntervalOpt = Annotated[
+    list[str] | None,
+    typer.Option("--interval", "-i", help="Candle interval (repeatable), e.g. 1d, 1h."),
+]
+DatasetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--dataset", "-d", help="ohlcv, market or orderbook (repeatable)."),
+]
+
+
+@app.callback()
+def main(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    for noisy in ("urllib3", "ccxt", "yfinance", "filelock"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    return typer.Exit(code=1)
+
+
+def _parse_time(value: str, option: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise _fail(
+            f"{option} {value!r} is not a date or ISO timestamp (e.g. 2024-01-31 or 2024-01-31T12:00)"
+        ) from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+@db_app.command("init")
+def db_init() -> None:
+    """Create schemas bronze/silver/gold and the bronze tables; publish the token universe."""
+    from crypto_analytics.config import get_settings
+    from crypto_analytics.schema import init_database
+    from crypto_analytics.warehouse import connect, database_url
+
+    try:
+        settings = get_settings()
+        with connect(database_url(settings)) as conn:
+            applied = init_database(conn, settings)
+    except CryptoAnalyticsError as exc:
+        raise _fail(str(exc)) from exc
+    typer.echo(
+        f"migrations applied: {applied or 'none (up to date)'}; universe: {len(settings.tokens)} tokens"
+    )
+
+
+@db_app.command("url")
+def db_url() -> None:
+    """Print the warehouse URL (starting the embedded server when CRYPTO_DATABASE_URL is unset)."""
+    from crypto_analytics.warehouse import database_url
+
+    try:
+        typer.echo(database_url())
+    except CryptoAnalyticsError as exc:
+        raise _fail(str(exc)) from exc
+
+
+def _run(requests: list, progress: bool) -> None:
+    from crypto_analytics.ingestion.pipeline import ingest
+
+    reports, failures = ingest(requests, progress=progress)
+    inserted = sum(r["rows_inserted"] for r in reports)
+    quarantined = sum(r["rows_quarantined"] for r in reports)
+    typer.echo(
+        f"{len(reports)} batches loaded: {inserted} rows inserted, {quarantined} quarantined"
+    )
+    if failures:
+        for failure in failures:
+            typer.secho(f"failed: {failure}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=1)
+
+
+@app.command()
+def ingest(
+    source: SourceOpt = None,
+    symbol: SymbolOpt = None,
+    interval: IntervalOpt = None,
+    dataset: DatasetOpt = None,
+) -> None:
+    """Fetch only what is new since each watermark and load it into bronze."""
+    from crypto_analytics.ingestion.pipeline import plan_requests
+
+    try:
+        requests = plan_requests(
+            sources=source, symbols=symbol, intervals=interval, datasets=dataset
+        )
+    except (CryptoAnalyticsError, ValueError) as exc:
+        raise _fail(str(exc)) from exc
+    _run(requests, progress=False)
+
+
+@app.command()
+def backfill(
+    since: Annotated[str, typer.Option(help="Start of the range (inclusive), e.g. 2024-01-01.")],
+    until: Annotated[
+        str | None, typer.Option(help="End of the range (exclusive); default now.")
+    ] = None,
+    source: SourceOpt = None,
+    symbol: SymbolOpt = None,
+    interval: IntervalOpt = None,
+    dataset: DatasetOpt = None,
+) -> None:
+    """Fill a historical range, with a progress bar. Rows already in bronze are not duplicated."""
+    from crypto_analytics.ingestion.pipeline import plan_requests
+
+    start = _parse_time(since, "--since")
+    end = _parse_time(until, "--until") if until else None
+    try:
+        requests = plan_requests(
+            sources=source,
+            symbols=symbol,
+            intervals=interval,
+            since=start,
+            until=end,
+            datasets=dataset,
+        )
+    except (CryptoAnalyticsError, ValueError) as exc:
+        raise _fail(str(exc)) from exc
+    _run(requests, progress=True)
+
+
+@app.command()
+def replay(
+    source: Annotated[str | None, typer.Option(help="Only this source_api.")] = None,
+    dataset: Annotated[str | None, typer.Option(help="Only this dataset.")] = None,
+) -> None:
+    """Rebuild bronze from the raw lake, with no network."""
+    from crypto_analytics.ingestion.pipeline import replay as replay_lake
+
+    try:
+        reports = replay_lake(source=source, dataset=dataset, progress=True)
+    except CryptoAnalyticsError as exc:
+        raise _fail(str(exc)) from exc
+    inserted = sum(r["rows_inserted"] for r in reports)
+    typer.echo(f"replayed {len(reports)} batches: {inserted} rows inserted")
+
+
+@app.command()
+def summary() -> None:
+    """Print what bronze holds, per table and source, and the state of recent batches."""
+    from crypto_analytics.reporting import bronze_summary
+
+    try:
+        typer.echo(bronze_summary())
+    except CryptoAnalyticsError as exc:
+        raise _fail(str(exc)) from exc
+
+
+@app.command()
+def demo(
+    days: Annotated[int, typer.Option(help="Days of daily history to generate.")] = 730,
+    hourly_days: Annotated[int, typer.Option(help="Days of hourly history to generate.")] = 60,
+) -> None:
+    """Offline end to end: init the warehouse, ingest the synthetic market, print what landed."""
+    from crypto_analytics.ingestion.pipeline import plan_requests
+
+    db_init()
+    now = datetime.now(UTC)
+    try:
+        requests = (
+            plan_requests(
+                sources=["synthetic"],
+                intervals=["1d"],
+                since=now - timedelta(days=days),
+                until=now,
+                datasets=["ohlcv", "market"],
+            )
+            + plan_requests(
+                sources=["synthetic"],
+                intervals=["1h"],
+                since=now - timedelta(days=hourly_days),
+                until=now,
+                datasets=["ohlcv"],
+            )
+            + plan_requests(sources=["synthetic"], datasets=["orderbook"])
+        )
+    except CryptoAnalyticsError as exc:
+        raise _fail(str(exc)) from exc
+    _run(requests, progress=True)
+    summary()
+
+
+if __name__ == "__main__":
+    app()

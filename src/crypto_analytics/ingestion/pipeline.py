@@ -1,0 +1,328 @@
+"""Ingestion as three steps that Airflow tasks and the CLI share: plan, fetch to lake, load.
+
+Why split at the lake: the fetch step's only output is files (raw payloads, normalised Parquet, a
+manifest), so the load step can be retried, replayed or run elsewhere without touching the
+network again, and an Airflow task hands the next one a path, never data through XCom.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from crypto_analytics.config import Settings, Token, get_settings
+from crypto_analytics.errors import (
+    ConfigError,
+    DatasetNotSupported,
+    HistoryLimitExceeded,
+    SymbolUnavailable,
+)
+from crypto_analytics.ingestion import audit, lake, loader, watermarks
+from crypto_analytics.ingestion.frames import Dataset
+from crypto_analytics.ingestion.sources.base import FetchResult, Source
+from crypto_analytics.ingestion.sources.registry import SOURCES, check_source_names, get_source
+from crypto_analytics.ingestion.validation import validate
+from crypto_analytics.intervals import floor_to_interval, interval_length
+from crypto_analytics.warehouse import connect, database_url
+
+log = logging.getLogger(__name__)
+
+#: Skips that are a fact about the source, not a failure: recorded in the audit as 'skipped'.
+_SKIPPABLE = (SymbolUnavailable, DatasetNotSupported, HistoryLimitExceeded)
+
+
+@dataclass(frozen=True)
+class FetchRequest:
+    """One unit of fetching: a source, a dataset, its symbols, an interval and a window [start, end)."""
+
+    source: str
+    dataset: Dataset
+    symbols: tuple[str, ...]
+    interval: str | None
+    start: datetime
+    end: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe form (Airflow XCom, logs)."""
+        return {
+            "source": self.source,
+            "dataset": str(self.dataset),
+            "symbols": list(self.symbols),
+            "interval": self.interval,
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FetchRequest:
+        return cls(
+            source=data["source"],
+            dataset=Dataset(data["dataset"]),
+            symbols=tuple(data["symbols"]),
+            interval=data.get("interval"),
+            start=datetime.fromisoformat(data["start"]),
+            end=datetime.fromisoformat(data["end"]),
+        )
+
+    def describe(self) -> str:
+        what = f"{self.dataset}/{self.interval}" if self.interval else str(self.dataset)
+        who = ",".join(self.symbols) if len(self.symbols) <= 3 else f"{len(self.symbols)} symbols"
+        return (
+            f"{self.source} {what} {who} [{self.start:%Y-%m-%d %H:%M}, {self.end:%Y-%m-%d %H:%M})"
+        )
+
+
+@dataclass
+class BatchReport:
+    """What one batch did, as it is written to bronze.ingestion_audit."""
+
+    batch_id: str
+    source_api: str
+    dataset: str
+    status: str
+    rows_fetched: int = 0
+    rows_inserted: int = 0
+    rows_duplicate: int = 0
+    rows_quarantined: int = 0
+    error: str | None = None
+    symbols: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def _as_utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def served_tokens(source_name: str, tokens: list[Token]) -> list[Token]:
+    """Tokens the source can serve; the others are logged with their configured reason."""
+    key = SOURCES[source_name].token_key
+    if key is None:
+        return list(tokens)
+    served = []
+    for token in tokens:
+        try:
+            token.source_id(key)
+            served.append(token)
+        except SymbolUnavailable as skipped:
+            log.info("%s: %s", source_name, skipped)
+    return served
+
+
+def _window(
+    last: datetime | None,
+    step: timedelta,
+    since: datetime | None,
+    until: datetime,
+    settings: Settings,
+) -> tuple[datetime, datetime] | None:
+    """[start, end) to fetch: explicit `since`, else after the watermark, else the initial lookback."""
+    if since is not None:
+        start = since
+    elif last is not None:
+        start = last + step
+    else:
+        start = until - timedelta(days=settings.ingestion.initial_lookback_days)
+    return (start, until) if start < until else None
+
+
+def plan_requests(
+    sources: list[str] | None = None,
+    symbols: list[str] | None = None,
+    intervals: list[str] | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    datasets: list[str] | None = None,
+    settings: Settings | None = None,
+) -> list[FetchRequest]:
+    """Everything that needs fetching. Without `since`, windows start after each watermark, so a
+    rerun plans nothing new; `until` defaults to now, and candle windows end at the last closed candle."""
+    settings = settings or get_settings()
+    names = check_source_names(sources or settings.ingestion.default_sources)
+    tokens = settings.select_tokens(symbols)
+    wanted = {Dataset(d) for d in datasets} if datasets else None
+    now = _as_utc(until) if until else datetime.now(UTC)
+    since = _as_utc(since) if since else None
+    if since is not None and since >= now:
+        raise ConfigError(
+            f"--since {since:%Y-%m-%d %H:%M} must be before --until {now:%Y-%m-%d %H:%M}"
+        )
+    for interval in intervals or []:
+        interval_length(interval)
+
+    requests: list[FetchRequest] = []
+    with connect(database_url(settings)) as conn:
+        for name in names:
+            source = get_source(name, settings)
+            served = served_tokens(name, tokens)
+            for dataset in sorted(source.datasets):
+                if wanted is not None and dataset not in wanted:
+                    continue
+                marks = watermarks.get_watermarks(conn, source.source_api, str(dataset))
+                requests.extend(
+                    _plan_dataset(source, dataset, served, intervals, marks, since, now, settings)
+                )
+    log.info("planned %d fetch requests", len(requests))
+    return requests
+
+
+def _plan_dataset(
+    source: Source,
+    dataset: Dataset,
+    tokens: list[Token],
+    intervals: list[str] | None,
+    marks: dict[tuple[str, str], datetime],
+    since: datetime | None,
+    now: datetime,
+    settings: Settings,
+) -> list[FetchRequest]:
+    planned: list[FetchRequest] = []
+    if dataset is Dataset.OHLCV:
+        for interval in intervals or source.intervals():
+            step = interval_length(interval)
+            closed_until = floor_to_interval(now, interval)
+            for token in tokens:
+                window = _window(
+                    marks.get((token.symbol, interval)), step, since, closed_until, settings
+                )
+                if window:
+                    planned.append(
+                        FetchRequest(source.name, dataset, (token.symbol,), interval, *window)
+                    )
+    elif dataset is Dataset.MARKET:
+        # One request for all tokens: CoinGecko serves many ids per call. It starts at the oldest
+        # watermark so no token is left behind; overlap is absorbed by the loader's conflict rule.
+        if tokens:
+            lasts = [marks.get((t.symbol, "")) for t in tokens]
+            oldest = None if any(m is None for m in lasts) else min(m for m in lasts if m)
+            window = _window(oldest, timedelta(minutes=1), since, now, settings)
+            if window:
+                symbols = tuple(t.symbol for t in tokens)
+                planned.append(FetchRequest(source.name, dataset, symbols, None, *window))
+    elif dataset is Dataset.ORDERBOOK:
+        # A snapshot is "now": the window only records when it was asked for.
+        for token in tokens:
+            planned.append(
+                FetchRequest(
+                    source.name, dataset, (token.symbol,), None, now - timedelta(minutes=1), now
+                )
+            )
+    return planned
+
+
+def _fetch(source: Source, request: FetchRequest, settings: Settings) -> FetchResult:
+    tokens = [settings.token(s) for s in request.symbols]
+    if request.dataset is Dataset.OHLCV:
+        assert request.interval is not None
+        return source.fetch_ohlcv(tokens[0], request.interval, request.start, request.end)
+    if request.dataset is Dataset.MARKET:
+        return source.fetch_market_data(tokens, request.start, request.end)
+    return source.fetch_orderbook(tokens[0], settings.sources.exchange.orderbook_depth)
+
+
+def fetch_to_lake(request: FetchRequest | dict[str, Any]) -> str | None:
+    """Fetch one request and keep it in the lake; returns the manifest path, None when skipped.
+
+    A source failure is written to the audit table and re-raised, so the Airflow task fails
+    visibly while other requests carry on.
+    """
+    if isinstance(request, dict):
+        request = FetchRequest.from_dict(request)
+    settings = get_settings()
+    source = get_source(request.source, settings)
+    batch_id = uuid.uuid4()
+    url = database_url(settings)
+    with connect(url) as conn:
+        audit.start_batch(
+            conn,
+            batch_id=batch_id,
+            source_api=source.source_api,
+            dataset=str(request.dataset),
+            symbols=list(request.symbols),
+            interval=request.interval,
+            window_start=request.start,
+            window_end=request.end,
+        )
+    try:
+        result = _fetch(source, request, settings)
+    except _SKIPPABLE as skipped:
+        log.warning("skipping %s: %s", request.describe(), skipped)
+        with connect(url) as conn:
+            audit.record_skipped(conn, batch_id, str(skipped))
+        return None
+    except Exception as exc:
+        log.error("fetch failed for %s: %s", request.describe(), exc)
+        with connect(url) as conn:
+            audit.mark_failed(conn, batch_id, f"{type(exc).__name__}: {exc}")
+        raise
+    batch = lake.write_batch(result, batch_id, settings, request_meta=request.to_dict())
+    log.info("fetched %d rows for %s", len(result.frame), request.describe())
+    return str(lake.manifest_path(batch, settings))
+
+
+def load_from_lake(manifest_path: str | Path, *, now: datetime | None = None) -> dict[str, Any]:
+    """Validate a lake batch and land it in bronze in one transaction; returns its BatchReport."""
+    settings = get_settings()
+    batch, frame = lake.read_batch(Path(manifest_path))
+    result = validate(frame, Dataset(batch.dataset), settings, now=now)
+    with connect(database_url(settings)) as conn:
+        report = loader.write_batch(
+            conn,
+            batch_id=uuid.UUID(str(batch.batch_id)),
+            source_api=batch.source_api,
+            dataset=Dataset(batch.dataset),
+            interval=batch.interval,
+            valid=result.valid,
+            rejected=result.rejected,
+            raw_payload_path=str(manifest_path),
+        )
+    return _report_dict(report)
+
+
+def _report_dict(report: Any) -> dict[str, Any]:
+    return report.to_dict() if hasattr(report, "to_dict") else dict(report.__dict__)
+
+
+def ingest(
+    requests: Iterable[FetchRequest], *, progress: bool = False
+) -> tuple[list[dict], list[str]]:
+    """Run requests one after another (the CLI path): returns (batch reports, failure messages).
+
+    One failing request never stops the others; the caller decides how to surface failures.
+    """
+    from tqdm import tqdm
+
+    reports: list[dict] = []
+    failures: list[str] = []
+    items = list(requests)
+    for request in tqdm(items, desc="ingesting", unit="batch", disable=not progress):
+        try:
+            manifest = fetch_to_lake(request)
+            if manifest is not None:
+                reports.append(load_from_lake(manifest))
+        except Exception as exc:  # noqa: BLE001 - recorded in the audit, reported to the caller
+            failures.append(f"{request.describe()}: {exc}")
+    return reports, failures
+
+
+def replay(
+    source: str | None = None, dataset: str | None = None, *, progress: bool = False
+) -> list[dict]:
+    """Rebuild bronze from the lake with no network: every manifest loaded again, in fetch order.
+
+    Loading is idempotent, so replaying onto a populated bronze inserts only what is missing.
+    """
+    from tqdm import tqdm
+
+    settings = get_settings()
+    manifests = list(lake.iter_manifests(settings, source=source, dataset=dataset))
+    return [
+        load_from_lake(m)
+        for m in tqdm(manifests, desc="replaying", unit="batch", disable=not progress)
+    ]

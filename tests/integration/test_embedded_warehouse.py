@@ -1,0 +1,32 @@
+"""Without CRYPTO_DATABASE_URL the platform starts an embedded PostgreSQL under the data dir."""
+
+from __future__ import annotations
+
+import pytest
+
+from crypto_analytics.config import get_settings
+from crypto_analytics.schema import init_database
+from crypto_analytics.warehouse import connect, database_url
+
+pytestmark = pytest.mark.integration
+
+
+def test_embedded_server_starts_migrates_and_persists(tmp_path, monkeypatch):
+    monkeypatch.delenv("CRYPTO_DATABASE_URL", raising=False)
+    monkeypatch.setenv("CRYPTO_DATA_DIR", str(tmp_path / "d"))
+    get_settings.cache_clear()
+    url = database_url()
+    assert str(tmp_path / "d" / "pg") in url
+    try:
+        with connect(url) as conn:
+            assert init_database(conn, get_settings()) == [1]
+            (count,) = conn.execute("select count(*) from bronze.token_universe").fetchone()
+        assert count == 38
+        # A second process-level lookup reuses the running server and sees the same data.
+        get_settings.cache_clear()
+        with connect(database_url()) as conn:
+            assert init_database(conn, get_settings()) == []
+    finally:
+        import pgserver
+
+        pgserver.get_server(tmp_path / "d" / "pg", cleanup_mode="stop").cleanup()
