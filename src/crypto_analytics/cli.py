@@ -98,6 +98,19 @@ def db_url() -> None:
         raise _fail(str(exc)) from exc
 
 
+@db_app.command("stop")
+def db_stop() -> None:
+    """Stop the embedded PostgreSQL (no effect on a server given by CRYPTO_DATABASE_URL)."""
+    from crypto_analytics.config import get_settings
+    from crypto_analytics.warehouse import stop_embedded
+
+    settings = get_settings()
+    if settings.database_url is not None:
+        raise _fail("CRYPTO_DATABASE_URL is set: the warehouse is not the embedded server")
+    stop_embedded(settings)
+    typer.echo("embedded PostgreSQL stopped")
+
+
 def _run(requests: list, progress: bool) -> None:
     from crypto_analytics.ingestion.pipeline import ingest
 

@@ -50,6 +50,15 @@ def start_embedded(settings: Settings) -> str:
     return str(server.get_uri())
 
 
+def stop_embedded(settings: Settings) -> None:
+    """Stop the embedded server (`crypto-analytics db stop`); its data stays under .data/pg."""
+    import pgserver
+
+    server = pgserver.get_server(embedded_data_dir(settings), cleanup_mode=None)
+    server.cleanup_mode = "stop"  # the cached handle was opened to keep running; now stop it
+    server.cleanup()
+
+
 def database_url(settings: Settings | None = None) -> str:
     """The warehouse URL: CRYPTO_DATABASE_URL, else the embedded server's."""
     settings = settings or get_settings()

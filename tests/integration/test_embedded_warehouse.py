@@ -6,7 +6,7 @@ import pytest
 
 from crypto_analytics.config import get_settings
 from crypto_analytics.schema import init_database
-from crypto_analytics.warehouse import connect, database_url
+from crypto_analytics.warehouse import connect, database_url, stop_embedded
 
 pytestmark = pytest.mark.integration
 
@@ -27,6 +27,5 @@ def test_embedded_server_starts_migrates_and_persists(tmp_path, monkeypatch):
         with connect(database_url()) as conn:
             assert init_database(conn, get_settings()) == []
     finally:
-        import pgserver
-
-        pgserver.get_server(tmp_path / "d" / "pg", cleanup_mode="stop").cleanup()
+        stop_embedded(get_settings())
+    assert not (tmp_path / "d" / "pg" / "postmaster.pid").exists()
