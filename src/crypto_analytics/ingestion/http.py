@@ -64,7 +64,7 @@ def _is_transient(exc: BaseException) -> bool:
 def call_with_retries(fn: Callable[[], T], *, source: str, config: IngestionConfig) -> T:
     """Run fn, retrying transient source errors with exponential backoff honouring Retry-After."""
     backoff = wait_exponential_jitter(
-        initial=config.retry_base_seconds,
+        multiplier=config.retry_base_seconds,
         max=config.retry_max_seconds,
         jitter=config.retry_base_seconds,
     )
