@@ -42,3 +42,18 @@ def floor_to_interval(ts: datetime, interval: str) -> datetime:
     step = int(interval_length(interval).total_seconds())
     seconds = int(ts.timestamp())
     return datetime.fromtimestamp(seconds - seconds % step, tz=ts.tzinfo)
+
+
+def check_window(start: datetime, end: datetime) -> None:
+    """Every fetch window is [start, end) in aware UTC with start < end; anything else is a user error.
+
+    Naive datetimes are refused rather than assumed UTC: a local-time window silently shifted by
+    hours is the kind of bug nobody notices until the numbers are wrong.
+    """
+    for name, value in (("start", start), ("end", end)):
+        if value.tzinfo is None:
+            raise ConfigError(
+                f"window {name} must be timezone-aware (UTC), got naive {value.isoformat()}"
+            )
+    if start >= end:
+        raise ConfigError(f"empty window: start {start} is not before end {end}")

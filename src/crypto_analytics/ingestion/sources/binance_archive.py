@@ -26,12 +26,12 @@ import pandas as pd
 import requests
 
 from crypto_analytics.config import Settings, Token
-from crypto_analytics.errors import BadPayload, ConfigError, SourceError
+from crypto_analytics.errors import BadPayload, SourceError
 from crypto_analytics.ingestion import http
 from crypto_analytics.ingestion.frames import Dataset, conform, empty_frame
 from crypto_analytics.ingestion.sources.base import FetchResult, RawPayload, Source
 from crypto_analytics.ingestion.sources.binance_format import parse_klines, read_kline_csv
-from crypto_analytics.intervals import interval_length
+from crypto_analytics.intervals import check_window, interval_length
 
 log = logging.getLogger(__name__)
 
@@ -185,13 +185,7 @@ class BinanceArchiveSource(Source):
         """Candles with open time in [start, end) from verified archive zips."""
         pair = token.source_id("exchange")
         interval_length(interval)
-        for name, value in (("start", start), ("end", end)):
-            if value.tzinfo is None:
-                raise ConfigError(
-                    f"{name} must be timezone-aware (UTC), got naive {value.isoformat()}"
-                )
-        if start >= end:
-            raise ConfigError(f"empty window: start {start} is not before end {end}")
+        check_window(start, end)
         base, _, quote = pair.partition("/")
         symbol = f"{base}{quote}"
         now = self._clock()

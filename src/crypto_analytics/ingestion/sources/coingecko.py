@@ -42,6 +42,7 @@ from crypto_analytics.ingestion.frames import Dataset, conform, empty_frame
 from crypto_analytics.ingestion.http import call_with_retries, raise_for_status
 from crypto_analytics.ingestion.rate_budget import RequestBudget, shared_budget
 from crypto_analytics.ingestion.sources.base import FetchResult, RawPayload, Source
+from crypto_analytics.intervals import check_window
 
 log = logging.getLogger(__name__)
 
@@ -211,13 +212,6 @@ def _error_status(body: bytes) -> tuple[int | None, str | None]:
     return None, None
 
 
-def _check_window(start: datetime, end: datetime) -> None:
-    if start.tzinfo is None or end.tzinfo is None:
-        raise ConfigError(f"window {start} -> {end} must be timezone-aware (UTC)")
-    if start >= end:
-        raise ConfigError(f"window start {start} is not before its end {end}")
-
-
 def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
     for first in range(0, len(items), size):
         yield items[first : first + size]
@@ -306,7 +300,7 @@ class CoinGeckoSource(Source):
 
     def fetch_market_data(self, tokens: list[Token], start: datetime, end: datetime) -> FetchResult:
         """Snapshot for a window ending within the last hour, else per-token history in [start, end)."""
-        _check_window(start, end)
+        check_window(start, end)
         served = tokens_for_source(tokens, "coingecko")
         if not served:
             return FetchResult(self.source_api, Dataset.MARKET, empty_frame(Dataset.MARKET), [])

@@ -38,7 +38,7 @@ from crypto_analytics.errors import (
 from crypto_analytics.ingestion.frames import COLUMNS, Dataset, conform, empty_frame
 from crypto_analytics.ingestion.http import call_with_retries, raise_for_status
 from crypto_analytics.ingestion.sources.base import FetchResult, RawPayload, Source
-from crypto_analytics.intervals import floor_to_interval, interval_length
+from crypto_analytics.intervals import check_window, floor_to_interval, interval_length
 
 try:  # yfinance falls back to plain requests when curl_cffi is missing or disabled
     from curl_cffi.requests.exceptions import Timeout as CurlTimeout
@@ -174,13 +174,6 @@ def decode_chart(body: bytes, symbol: str) -> Any:
         ) from exc
 
 
-def _check_window(start: datetime, end: datetime) -> None:
-    if start.tzinfo is None or end.tzinfo is None:
-        raise ConfigError(f"window {start} -> {end} must be timezone-aware (UTC)")
-    if start >= end:
-        raise ConfigError(f"window start {start} is not before its end {end}")
-
-
 def _default_client() -> ChartClient:
     from yfinance.data import YfData
 
@@ -226,7 +219,7 @@ class YahooSource(Source):
         """Closed candles with open time in [start, end); the raw chart body rides along."""
         ticker = token.source_id("yahoo")
         yahoo_interval = self._yahoo_interval(interval)
-        _check_window(start, end)
+        check_window(start, end)
         start = self._clamp_to_history_limit(ticker, interval, start, end)
 
         params = {
