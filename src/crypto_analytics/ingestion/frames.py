@@ -102,7 +102,13 @@ def conform(frame: pd.DataFrame, dataset: Dataset) -> pd.DataFrame:
     if missing:
         raise KeyError(f"{dataset} frame is missing columns: {', '.join(missing)}")
     out = frame.loc[:, COLUMNS[dataset]].copy()
-    out["timestamp"] = pd.to_datetime(out["timestamp"], utc=True, errors="coerce")
+    if pd.api.types.is_datetime64_any_dtype(out["timestamp"]):
+        out["timestamp"] = pd.to_datetime(out["timestamp"], utc=True)
+    else:
+        # ISO 8601 explicitly: pandas' format guessing turns valid mixed-format stamps into NaT.
+        out["timestamp"] = pd.to_datetime(
+            out["timestamp"], utc=True, errors="coerce", format="ISO8601"
+        )
     for column in out.columns:
         if column in _FLOAT_COLUMNS:
             out[column] = pd.to_numeric(out[column], errors="coerce").astype("float64")
