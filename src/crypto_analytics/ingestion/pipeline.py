@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -75,25 +75,6 @@ class FetchRequest:
         return (
             f"{self.source} {what} {who} [{self.start:%Y-%m-%d %H:%M}, {self.end:%Y-%m-%d %H:%M})"
         )
-
-
-@dataclass
-class BatchReport:
-    """What one batch did, as it is written to bronze.ingestion_audit."""
-
-    batch_id: str
-    source_api: str
-    dataset: str
-    status: str
-    rows_fetched: int = 0
-    rows_inserted: int = 0
-    rows_duplicate: int = 0
-    rows_quarantined: int = 0
-    error: str | None = None
-    symbols: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
 
 
 def _as_utc(value: datetime) -> datetime:
@@ -238,27 +219,27 @@ def fetch_to_lake(request: FetchRequest | dict[str, Any]) -> str | None:
     source = get_source(request.source, settings)
     batch_id = uuid.uuid4()
     url = database_url(settings)
-    with connect(url) as conn:
-        audit.start_batch(
-            conn,
-            batch_id=batch_id,
-            source_api=source.source_api,
-            dataset=str(request.dataset),
-            symbols=list(request.symbols),
-            interval=request.interval,
-            window_start=request.start,
-            window_end=request.end,
-        )
+    batch_fields: dict[str, Any] = {
+        "batch_id": batch_id,
+        "source_api": source.source_api,
+        "dataset": request.dataset,
+        "symbols": list(request.symbols),
+        "interval": request.interval,
+        "window_start": request.start,
+        "window_end": request.end,
+    }
+    with connect(url, autocommit=True) as conn:
+        audit.start_batch(conn, **batch_fields)
     try:
         result = _fetch(source, request, settings)
     except _SKIPPABLE as skipped:
         log.warning("skipping %s: %s", request.describe(), skipped)
-        with connect(url) as conn:
-            audit.record_skipped(conn, batch_id, str(skipped))
+        with connect(url, autocommit=True) as conn:
+            audit.record_skipped(conn, **batch_fields, reason=str(skipped))
         return None
     except Exception as exc:
         log.error("fetch failed for %s: %s", request.describe(), exc)
-        with connect(url) as conn:
+        with connect(url, autocommit=True) as conn:
             audit.mark_failed(conn, batch_id, f"{type(exc).__name__}: {exc}")
         raise
     batch = lake.write_batch(result, batch_id, settings, request_meta=request.to_dict())
@@ -271,22 +252,20 @@ def load_from_lake(manifest_path: str | Path, *, now: datetime | None = None) ->
     settings = get_settings()
     batch, frame = lake.read_batch(Path(manifest_path))
     result = validate(frame, Dataset(batch.dataset), settings, now=now)
-    with connect(database_url(settings)) as conn:
+    with connect(database_url(settings), autocommit=True) as conn:
         report = loader.write_batch(
             conn,
-            batch_id=uuid.UUID(str(batch.batch_id)),
+            batch_id=batch.batch_id,
             source_api=batch.source_api,
-            dataset=Dataset(batch.dataset),
+            dataset=batch.dataset,
             interval=batch.interval,
             valid=result.valid,
             rejected=result.rejected,
             raw_payload_path=str(manifest_path),
+            window_start=batch.window_start,
+            window_end=batch.window_end,
         )
-    return _report_dict(report)
-
-
-def _report_dict(report: Any) -> dict[str, Any]:
-    return report.to_dict() if hasattr(report, "to_dict") else dict(report.__dict__)
+    return {**report.to_dict(), "symbols": list(batch.symbols)}
 
 
 def ingest(
