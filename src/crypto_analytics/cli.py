@@ -202,6 +202,23 @@ def summary() -> None:
         raise _fail(str(exc)) from exc
 
 
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def dbt(ctx: typer.Context) -> None:
+    """Run any dbt command against the platform's warehouse, e.g. `crypto-analytics dbt build`.
+
+    The dbt profile reads only environment variables; this fills them from CRYPTO_DATABASE_URL
+    or the embedded server, so dbt always targets the same warehouse as ingestion.
+    """
+    from crypto_analytics.transform import run_dbt
+
+    if not ctx.args:
+        raise _fail("give a dbt command, e.g. `crypto-analytics dbt build --select silver+`")
+    try:
+        run_dbt(list(ctx.args))
+    except CryptoAnalyticsError as exc:
+        raise _fail(str(exc)) from exc
+
+
 @app.command()
 def demo(
     days: Annotated[int, typer.Option(help="Days of daily history to generate.")] = 730,

@@ -62,3 +62,7 @@ class LoadError(CryptoAnalyticsError):
 
 class DataQualityError(CryptoAnalyticsError):
     """Landed data failed a post-load check; the message lists every failing check."""
+
+
+class TransformError(CryptoAnalyticsError):
+    """dbt could not run (bad project, unreachable warehouse, a model's SQL or a unit test failed)."""

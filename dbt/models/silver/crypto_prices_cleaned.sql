@@ -1,0 +1,238 @@
+{#-
+    One candle per (symbol, interval, timestamp): the preferred source's row (var
+    'source_precedence'), with returns, gap and outlier flags. Gaps are flagged, never filled.
+
+    Incremental: for each (symbol, interval) with bronze rows newer than the watermark, every
+    candle from the earliest new timestamp on is re-chosen from all sources and recomputed; the
+    `outlier_window + 1` stored candles before it are the context returns and the outlier window
+    need. Everything here depends only on a candle and its predecessors, so this equals a full
+    refresh exactly.
+-#}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key=['symbol', 'interval', 'timestamp'],
+        on_schema_change='fail',
+        indexes=[
+            {'columns': ['symbol', 'interval', 'timestamp'], 'unique': True},
+            {'columns': ['_last_ingested_at']},
+        ],
+    )
+}}
+
+{%- set outlier_window = var('outlier_window') | int %}
+{%- set outlier_k = var('outlier_k') %}
+
+with
+
+prices as (
+
+    select * from {{ ref('stg_bronze__crypto_prices') }}
+
+),
+
+{% if is_incremental() %}
+
+changed as (
+
+    {{ changed_partitions(ref('stg_bronze__crypto_prices'), ingested_column='_ingested_at') }}
+
+),
+
+candidates as (
+
+    select prices.*
+    from prices
+    inner join changed
+        on prices.symbol = changed.symbol
+        and prices.interval = changed.interval
+        and prices."timestamp" >= changed.changed_from
+
+),
+
+-- The stored candles right before each changed range: previous closes for the returns and the
+-- gap, and the returns of the outlier window.
+context as (
+
+    select
+        stored.symbol,
+        stored.interval,
+        stored."timestamp",
+        stored.close,
+        true as is_context
+    from changed
+    cross join lateral (
+        select this_model.symbol, this_model.interval, this_model."timestamp", this_model.close
+        from {{ this }} as this_model
+        where this_model.symbol = changed.symbol
+            and this_model.interval = changed.interval
+            and this_model."timestamp" < changed.changed_from
+        order by this_model."timestamp" desc
+        limit {{ outlier_window + 1 }}
+    ) as stored
+
+),
+
+{% else %}
+
+candidates as (
+
+    select * from prices
+
+),
+
+{% endif %}
+
+ranked as (
+
+    select
+        *,
+        row_number() over same_candle as preference,
+        count(*) over candle_sources as source_count,
+        max(_ingested_at) over candle_sources as _last_ingested_at
+    from candidates
+    window
+        candle_sources as (partition by symbol, interval, "timestamp"),
+        same_candle as (
+            partition by symbol, interval, "timestamp"
+            order by source_rank, _ingested_at desc, source_api
+        )
+
+),
+
+chosen as (
+
+    select
+        symbol,
+        interval,
+        "timestamp",
+        open,
+        high,
+        low,
+        close,
+        volume,
+        quote_volume,
+        quote_currency,
+        source_api,
+        source_count::integer as source_count,
+        _batch_id,
+        _ingested_at,
+        _last_ingested_at
+    from ranked
+    where preference = 1
+
+),
+
+series as (
+
+    select
+        symbol,
+        interval,
+        "timestamp",
+        close,
+        false as is_context
+    from chosen
+    {% if is_incremental() %}
+    union all
+    select * from context
+    {% endif %}
+
+),
+
+with_previous as (
+
+    select
+        symbol,
+        interval,
+        "timestamp",
+        close,
+        is_context,
+        lag(close) over by_time as previous_close,
+        lag("timestamp") over by_time as previous_timestamp
+    from series
+    window by_time as (partition by symbol, interval order by "timestamp")
+
+),
+
+with_returns as (
+
+    select
+        *,
+        {{ log_return('close', 'previous_close') }} as log_return,
+        {{ simple_return('close', 'previous_close') }} as pct_change,
+        coalesce(
+            round(
+                extract(epoch from "timestamp" - previous_timestamp) / {{ interval_seconds('interval') }}
+            )::integer - 1,
+            0
+        ) as gap_candles
+    from with_previous
+
+),
+
+with_outlier_window as (
+
+    select
+        *,
+        array_agg(log_return) filter (where log_return is not null) over previous_returns
+            as window_returns
+    from with_returns
+    window previous_returns as (
+        partition by symbol, interval order by "timestamp"
+        rows between {{ outlier_window }} preceding and 1 preceding
+    )
+
+),
+
+flagged as (
+
+    select
+        symbol,
+        interval,
+        "timestamp",
+        log_return,
+        pct_change,
+        gap_candles,
+        coalesce(
+            cardinality(window_returns) = {{ outlier_window }}
+            and silver.robust_deviation(log_return, window_returns) > {{ outlier_k }},
+            false
+        ) as is_outlier
+    from with_outlier_window
+    where not is_context
+
+),
+
+final as (
+
+    select
+        chosen.symbol,
+        chosen.interval,
+        chosen."timestamp",
+        chosen.open,
+        chosen.high,
+        chosen.low,
+        chosen.close,
+        chosen.volume,
+        chosen.quote_volume,
+        chosen.quote_currency,
+        chosen.source_api,
+        chosen.source_count,
+        flagged.log_return,
+        flagged.pct_change,
+        flagged.is_outlier,
+        flagged.gap_candles,
+        flagged.gap_candles > 0 as has_gap,
+        chosen._batch_id,
+        chosen._ingested_at,
+        chosen._last_ingested_at
+    from chosen
+    inner join flagged
+        on chosen.symbol = flagged.symbol
+        and chosen.interval = flagged.interval
+        and chosen."timestamp" = flagged."timestamp"
+
+)
+
+select * from final
