@@ -31,19 +31,34 @@ demo: venv ## Offline end to end: warehouse, synthetic ingestion, summary
 	$(CLI) demo
 
 test: venv ## The full test suite (integration tests use CRYPTO_DATABASE_URL or the embedded server)
-	$(BIN)/ruff check src ml airflow scripts tests
-	$(WAREHOUSE); $(BIN)/pytest -q
+	$(BIN)/ruff check src airflow scripts tests
+	$(WAREHOUSE); $(PY) -m crypto_analytics.airflow_local manifest && $(BIN)/pytest -q
 
 test-unit: venv ## Only the tests that need no database
 	$(BIN)/pytest -q -m "not integration"
 
 lint: venv ## ruff (lint + format check) and mypy
-	$(BIN)/ruff check src ml airflow scripts tests
-	$(BIN)/ruff format --check src ml airflow scripts tests
+	$(BIN)/ruff check src airflow scripts tests
+	$(BIN)/ruff format --check src airflow scripts tests
 	$(BIN)/mypy
 
-bench: venv ## Loader throughput vs raw COPY vs to_sql
-	$(WAREHOUSE); $(PY) scripts/bench_load.py
+bench: venv ## Loader throughput vs raw COPY vs to_sql; dbt full vs incremental build
+	$(WAREHOUSE); $(PY) scripts/bench_load.py && $(PY) scripts/bench_dbt.py
+
+up: venv ## Start Airflow 3 locally (api-server :8080, scheduler, dag-processor, triggerer)
+	$(WAREHOUSE); $(PY) -m crypto_analytics.airflow_local up
+
+down: venv ## Stop the local Airflow started by `make up`
+	$(PY) -m crypto_analytics.airflow_local down
+
+dbt-parse: venv ## Build dbt/target/manifest.json (what the Airflow dbt DAGs are parsed from)
+	$(WAREHOUSE); $(PY) -m crypto_analytics.airflow_local manifest
+
+dbt-build: venv ## dbt build of silver and gold, with tests, on the warehouse
+	$(WAREHOUSE); $(CLI) dbt build
+
+docs: venv ## Generate the dbt docs site and serve it on :8081
+	$(WAREHOUSE); $(CLI) dbt docs generate && $(CLI) dbt docs serve --port 8081 --host 0.0.0.0 --no-browser
 
 clean: ## Remove the lake, the embedded warehouse data and build outputs (asks nothing: careful)
 	rm -rf data/lake dbt/target dbt/logs .pytest_cache
