@@ -236,6 +236,6 @@ def tokens_for_source(tokens: list[Token], key: SourceKey) -> list[tuple[Token, 
 def get_settings() -> Settings:
     """The process-wide settings (cached: call `get_settings.cache_clear()` after changing env)."""
     try:
-        return Settings()  # type: ignore[call-arg]
+        return Settings()
     except ValidationError as exc:
         raise ConfigError(f"invalid configuration:\n{exc}") from exc

@@ -60,7 +60,7 @@ def migrate(conn: psycopg.Connection) -> list[int]:
             )
             """
         )
-        done = dict(
+        done: dict[int, str] = dict(
             conn.execute("select version, checksum from public.schema_migrations").fetchall()
         )
         for migration in available_migrations():
@@ -72,7 +72,7 @@ def migrate(conn: psycopg.Connection) -> list[int]:
                     )
                 continue
             log.info("applying migration %04d_%s", migration.version, migration.name)
-            conn.execute(migration.sql)  # type: ignore[arg-type]
+            conn.execute(migration.sql.encode())
             conn.execute(
                 "insert into public.schema_migrations (version, name, checksum) values (%s, %s, %s)",
                 (migration.version, migration.name, migration.checksum),
