@@ -44,10 +44,14 @@ DatasetOpt = Annotated[
 
 @app.callback()
 def main(
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+    verbose: Annotated[
+        int,
+        typer.Option("--verbose", "-v", count=True, help="-v: a log line per batch, -vv: debug."),
+    ] = 0,
 ) -> None:
+    # Quiet by default: progress bars and the closing summaries say what happened.
     logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
+        level={0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     for noisy in ("urllib3", "ccxt", "yfinance", "filelock"):
