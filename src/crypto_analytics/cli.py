@@ -228,7 +228,8 @@ def demo(
     days: Annotated[int, typer.Option(help="Days of daily history to generate.")] = 730,
     hourly_days: Annotated[int, typer.Option(help="Days of hourly history to generate.")] = 60,
 ) -> None:
-    """Offline end to end: init the warehouse, ingest the synthetic market, print what landed."""
+    """Offline end to end: init the warehouse, ingest the synthetic market, build silver and
+    gold with dbt, print what landed."""
     from crypto_analytics.ingestion.pipeline import plan_requests
 
     db_init()
@@ -255,6 +256,16 @@ def demo(
         raise _fail(str(exc)) from exc
     _run(requests, progress=True)
     summary()
+    from crypto_analytics.reporting import layer_summary
+    from crypto_analytics.transform import run_dbt
+
+    typer.echo("building silver and gold with dbt (models and tests)...")
+    try:
+        run_dbt(["build", "--quiet"])
+    except CryptoAnalyticsError as exc:
+        raise _fail(str(exc)) from exc
+    typer.echo(layer_summary("silver"))
+    typer.echo(layer_summary("gold"))
 
 
 if __name__ == "__main__":

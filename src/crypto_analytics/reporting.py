@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from psycopg import sql
+
 from crypto_analytics.warehouse import connect
 
 _BRONZE_COUNTS = """
@@ -34,4 +36,26 @@ def bronze_summary() -> str:
         "batches: " + ", ".join(f"{s} {n}" for s, n in statuses) if statuses else "batches: none"
     )
     lines.append(f"quarantined rows: {quarantined}")
+    return "\n".join(lines)
+
+
+def layer_summary(schema: str) -> str:
+    """Row counts of every table a dbt layer built (what `make demo` ends with)."""
+    with connect() as conn:
+        tables = [
+            r[0]
+            for r in conn.execute(
+                "select table_name from information_schema.tables "
+                "where table_schema = %s and table_type = 'BASE TABLE' order by 1",
+                (schema,),
+            )
+        ]
+        lines = [f"{schema} tables:"]
+        for table in tables:
+            (rows,) = conn.execute(
+                sql.SQL("select count(*) from {}").format(sql.Identifier(schema, table))
+            ).fetchone() or (0,)
+            lines.append(f"  {schema}.{table:<28} {rows:>9} rows")
+    if not tables:
+        lines.append("  (none built)")
     return "\n".join(lines)

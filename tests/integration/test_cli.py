@@ -1,4 +1,4 @@
-"""The console command: happy path on the offline source, and bad input rejected by name."""
+"""The console command: the offline demo end to end, and bad input rejected by name."""
 
 from __future__ import annotations
 
@@ -20,6 +20,15 @@ def test_demo_lands_synthetic_data_and_prints_a_summary(warehouse_url):
     line = next(line for line in result.output.splitlines() if line.startswith("raw_crypto_prices"))
     rows = int(line.split()[2])
     assert 38 * (29 + 47) <= rows <= 38 * (30 + 48)
+    # ...and ends with silver and gold built by dbt.
+    assert "silver.technical_indicators" in result.output
+    gold = {
+        line.split()[0]: int(line.split()[1])
+        for line in result.output.splitlines()
+        if line.strip().startswith("gold.")
+    }
+    assert gold["gold.daily_crypto_metrics"] >= 38 * 29
+    assert gold["gold.category_metrics"] > 0 and gold["gold.correlation_matrix"] > 0
 
 
 def test_backfill_twice_inserts_nothing_the_second_time(warehouse_url):
