@@ -19,7 +19,7 @@ def test_embedded_server_starts_migrates_and_persists(tmp_path, monkeypatch):
     assert str(tmp_path / "d" / "pg") in url
     try:
         with connect(url) as conn:
-            assert init_database(conn, get_settings()) == [1]
+            assert init_database(conn, get_settings()) == [1, 2]
             (count,) = conn.execute("select count(*) from bronze.token_universe").fetchone()
         assert count == 38
         # A second process-level lookup reuses the running server and sees the same data.
