@@ -1,0 +1,261 @@
+"""Benchmark the dbt project (`make bench`): a full build, then an incremental build after one day.
+
+In a fresh database created for the run (dropped afterwards unless --keep), bronze is filled
+from the offline synthetic source through the platform's loader (binary COPY): daily candles
+and daily CoinGecko-style market snapshots for the whole universe (38 tokens) over 6 years, and
+hourly candles for BTC and ETH over 5 years. History is stamped as if ingested live (five
+minutes after each candle closed): stamped all at once, every row would sit inside the models'
+one-hour ingestion lag tolerance and the incremental build would redo everything. Then:
+
+  1. `dbt parse` (warm-up: dbt's one-off import and manifest cost, reported apart);
+  2. `dbt build` on a warehouse holding only bronze (full: every model and data test);
+  3. one more day lands (38 daily candles, 48 hourly, 38 snapshots);
+  4. `dbt build` again (incremental), which must take at most a quarter of step 2.
+
+Both builds are the production command, `dbt build --exclude-resource-type unit_test`: unit
+tests check SQL logic on fixed inputs, so they belong to CI (the pytest suite runs them on every
+`dbt build` it makes) and re-running them on every scheduled build checks nothing new.
+`--with-unit-tests` times the builds with them. Seconds are wall clock of the dbtRunner call,
+threads from DBT_THREADS (default 2). The server comes from CRYPTO_DATABASE_URL, else the
+embedded one. Printing the figures is the point here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pandas as pd
+import psycopg
+from psycopg import sql
+
+from crypto_analytics.config import Settings, Token, get_settings
+from crypto_analytics.ingestion.frames import Dataset
+from crypto_analytics.ingestion.loader import write_batch
+from crypto_analytics.ingestion.sources.synthetic import SyntheticSource
+from crypto_analytics.schema import init_database
+from crypto_analytics.transform import run_dbt
+from crypto_analytics.warehouse import database_url, url_for_database
+
+log = logging.getLogger("bench_dbt")
+
+TARGET_FULL_SECONDS = 60.0
+TARGET_RATIO = 0.25
+HOURLY_SYMBOLS = ("BTC", "ETH")
+TARGET_PATH = "target_bench"  # dbt/target_bench: git-ignored, never another run's folder
+DAY = timedelta(days=1)
+
+
+def _load(
+    url: str, source: str, dataset: Dataset, interval: str | None, frame: pd.DataFrame
+) -> int:
+    """One batch through the platform's loader (audit, COPY, watermarks in one transaction)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        report = write_batch(
+            conn,
+            batch_id=uuid.uuid4(),
+            source_api=source,
+            dataset=dataset,
+            interval=interval,
+            valid=frame,
+            rejected=None,
+            raw_payload_path=None,
+        )
+    return report.rows_inserted
+
+
+def load_window(
+    url: str,
+    source: SyntheticSource,
+    tokens: list[Token],
+    hourly: list[Token],
+    windows: dict[str, tuple[datetime, datetime]],
+) -> int:
+    """Synthetic candles and snapshots for the windows {'1d'|'1h'|'market': [start, end)}."""
+    landed = 0
+    for interval, chosen in (("1d", tokens), ("1h", hourly)):
+        start, end = windows[interval]
+        frame = pd.concat(
+            [source.fetch_ohlcv(t, interval, start, end).frame for t in chosen], ignore_index=True
+        )
+        landed += _load(url, source.source_api, Dataset.OHLCV, interval, frame)
+    start, end = windows["market"]
+    market = source.fetch_market_data(tokens, start, end).frame
+    landed += _load(url, source.source_api, Dataset.MARKET, None, market)
+    return landed
+
+
+def stamp_as_live(url: str) -> None:
+    """_ingested_at = five minutes after each candle closed / each snapshot was taken."""
+    with psycopg.connect(url) as conn:
+        conn.execute(
+            """
+            update bronze.raw_crypto_prices
+            set _ingested_at = "timestamp" + case interval when '1d' then interval '1 day'
+                else interval '1 hour' end + interval '5 minutes'
+            """
+        )
+        conn.execute(
+            "update bronze.raw_market_data set _ingested_at = \"timestamp\" + interval '5 minutes'"
+        )
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("vacuum analyze bronze.raw_crypto_prices")
+        conn.execute("vacuum analyze bronze.raw_market_data")
+
+
+def timed(what: str, action: Callable[[], Any]) -> tuple[float, Any]:
+    started = time.perf_counter()
+    result = action()
+    seconds = time.perf_counter() - started
+    log.info("%s: %.1f s", what, seconds)
+    return seconds, result
+
+
+def node_seconds(result: Any) -> dict[str, float]:
+    """Execution seconds summed per node kind (model, test, unit_test) from dbt's results:
+    where a build's time goes (summed over threads, so it can exceed the wall clock)."""
+    totals: dict[str, float] = {}
+    for node in result.result.results:
+        kind = node.node.resource_type
+        totals[str(kind)] = totals.get(str(kind), 0.0) + node.execution_time
+    return totals
+
+
+def run(
+    settings: Settings, daily_years: int, hourly_years: int, keep: bool, unit_tests: bool
+) -> dict[str, float]:
+    server = database_url(settings)
+    name = f"crypto_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(server, autocommit=True) as admin:
+        admin.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+    url = url_for_database(server, name)
+    try:
+        with psycopg.connect(url) as conn:
+            init_database(conn, settings)
+        today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        new_day = today - DAY  # the last closed daily candle: it arrives after the full build
+        source = SyntheticSource(settings, clock=lambda: today)
+        origin = source.origin
+        daily_start = max(origin, new_day - timedelta(days=365 * daily_years))
+        hourly_start = max(origin, new_day - timedelta(days=365 * hourly_years))
+        tokens = list(settings.tokens)
+        hourly = [settings.token(s) for s in HOURLY_SYMBOLS]
+
+        started = time.perf_counter()
+        history = load_window(
+            url,
+            source,
+            tokens,
+            hourly,
+            {
+                "1d": (daily_start, new_day),
+                "1h": (hourly_start, new_day),
+                # a snapshot at D 00:00 is the close of D - 1: history's closes end at new_day
+                "market": (daily_start + DAY, new_day + timedelta(seconds=1)),
+            },
+        )
+        stamp_as_live(url)
+        load_seconds = time.perf_counter() - started
+        log.info(
+            "bronze: %d rows (%d tokens daily from %s, %s hourly from %s) in %.1f s",
+            history,
+            len(tokens),
+            daily_start.date(),
+            "/".join(HOURLY_SYMBOLS),
+            hourly_start.date(),
+            load_seconds,
+        )
+
+        target = ["--target-path", TARGET_PATH]
+        build = ["build", *target]
+        if not unit_tests:
+            build += ["--exclude-resource-type", "unit_test"]
+        parse, _ = timed("dbt parse", lambda: run_dbt(["parse", *target], url=url))
+        full, full_result = timed("dbt build (full)", lambda: run_dbt(build, url=url))
+        landed = load_window(
+            url,
+            source,
+            tokens,
+            hourly,
+            {
+                "1d": (new_day, today),
+                "1h": (new_day, today),
+                "market": (today, today + timedelta(seconds=1)),
+            },
+        )
+        log.info("one more day: %d rows", landed)
+        incremental, incremental_result = timed(
+            "dbt build (incremental)", lambda: run_dbt(build, url=url)
+        )
+        with psycopg.connect(url) as conn:
+            newest = conn.execute("select max(date) from gold.daily_crypto_metrics").fetchone()
+        if not newest or newest[0] != new_day.date():
+            raise RuntimeError(f"the new day {new_day.date()} did not reach gold (newest {newest})")
+        figures = {
+            "bronze_rows": float(history),
+            "load_seconds": load_seconds,
+            "parse_seconds": parse,
+            "full_seconds": full,
+            "incremental_seconds": incremental,
+        }
+        for run_name, result in (("full", full_result), ("incremental", incremental_result)):
+            for kind, seconds in node_seconds(result).items():
+                figures[f"{run_name}_{kind}_seconds"] = seconds
+        return figures
+    finally:
+        if keep:
+            log.info("kept database %s", name)
+        else:
+            with psycopg.connect(server, autocommit=True) as admin:
+                admin.execute(
+                    sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
+                )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--daily-years", type=int, default=6)
+    parser.add_argument("--hourly-years", type=int, default=5)
+    parser.add_argument("--keep", action="store_true", help="keep the benchmark database")
+    parser.add_argument(
+        "--with-unit-tests", action="store_true", help="run dbt's unit tests in both builds too"
+    )
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    for noisy in ("crypto_analytics", "dbt"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+    figures = run(
+        get_settings(), args.daily_years, args.hourly_years, args.keep, args.with_unit_tests
+    )
+    ratio = figures["incremental_seconds"] / figures["full_seconds"]
+    print(
+        f"builds                    dbt build{'' if args.with_unit_tests else ' --exclude-resource-type unit_test'}"
+    )
+    print(f"bronze rows loaded        {figures['bronze_rows']:>10,.0f}")
+    print(f"dbt parse (warm-up)       {figures['parse_seconds']:>10.1f} s")
+    print(
+        f"dbt build, full           {figures['full_seconds']:>10.1f} s"
+        f"   (target < {TARGET_FULL_SECONDS:.0f} s: "
+        f"{'met' if figures['full_seconds'] < TARGET_FULL_SECONDS else 'MISSED'})"
+    )
+    print(f"dbt build, incremental    {figures['incremental_seconds']:>10.1f} s")
+    print(
+        f"incremental / full        {ratio:>10.2f}     (target <= {TARGET_RATIO}: "
+        f"{'met' if ratio <= TARGET_RATIO else 'MISSED'})"
+    )
+    print("node seconds (summed over threads)      full   incremental")
+    for kind in ("model", "test", "unit_test"):
+        full_kind = figures.get(f"full_{kind}_seconds")
+        if full_kind is not None:
+            incremental_kind = figures.get(f"incremental_{kind}_seconds", 0.0)
+            print(f"  {kind:<36} {full_kind:>6.1f} {incremental_kind:>13.1f}")
+
+
+if __name__ == "__main__":
+    main()
