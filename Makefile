@@ -9,7 +9,7 @@ export PATH := $(BIN):$(PATH)
 # The warehouse for commands that need one: CRYPTO_DATABASE_URL, else the embedded server.
 WAREHOUSE = export CRYPTO_DATABASE_URL="$${CRYPTO_DATABASE_URL:-$$($(CLI) db url)}"
 
-.PHONY: help venv lock demo test test-unit lint up down dbt-build dbt-parse docs bench clean
+.PHONY: help venv lock demo test test-unit lint up down airflow-status dbt-build dbt-parse docs bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -48,8 +48,11 @@ bench: venv ## Loader throughput vs raw COPY vs to_sql; dbt full vs incremental 
 up: venv ## Start Airflow 3 locally (api-server :8080, scheduler, dag-processor, triggerer)
 	$(WAREHOUSE); $(PY) -m crypto_analytics.airflow_local up
 
-down: venv ## Stop the local Airflow started by `make up`
+down: venv ## Stop the local Airflow started by `make up` (the warehouse keeps running)
 	$(PY) -m crypto_analytics.airflow_local down
+
+airflow-status: venv ## Which local Airflow components run, and their health
+	$(PY) -m crypto_analytics.airflow_local status
 
 dbt-parse: venv ## Build dbt/target/manifest.json (what the Airflow dbt DAGs are parsed from)
 	$(WAREHOUSE); $(PY) -m crypto_analytics.airflow_local manifest

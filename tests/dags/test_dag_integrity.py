@@ -1,0 +1,251 @@
+"""Every DAG file parses cleanly, follows the project's conventions, and does nothing at parse time.
+
+These run without a database: they are what catches a broken DAG before the scheduler does.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import DAGS_FOLDER, parse_dags
+
+from crypto_analytics.config import get_settings
+
+DAG_FILES = sorted(DAGS_FOLDER.glob("*_dag.py"))
+EXPECTED_DAG_IDS = {path.stem.removesuffix("_dag") for path in DAG_FILES}
+
+
+def test_every_dag_file_imports_without_errors(dag_bag):
+    assert dag_bag.import_errors == {}
+    assert EXPECTED_DAG_IDS == {"bronze_ingestion", "silver_transformation", "gold_aggregation"}
+    assert set(dag_bag.dag_ids) == EXPECTED_DAG_IDS
+
+
+@pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.stem)
+def test_dag_id_is_the_file_stem_and_conventions_hold(dag_bag, path: Path):
+    dag = dag_bag.dags.get(path.stem.removesuffix("_dag"))
+    assert dag is not None, f"{path.name} must define the DAG {path.stem.removesuffix('_dag')}"
+    assert Path(dag.fileloc).resolve() == path.resolve()
+    assert dag.tags, f"{dag.dag_id} has no tags"
+    assert dag.default_args.get("retries", 0) >= 1, f"{dag.dag_id} has no retries"
+    assert dag.default_args.get("retry_delay"), f"{dag.dag_id} has no retry_delay"
+    assert dag.schedule is not None, f"{dag.dag_id} has no explicit schedule"
+    assert dag.catchup is False
+    assert dag.doc_md and len(dag.doc_md) > 200, f"{dag.dag_id} is not documented"
+    assert dag.start_date is not None and dag.start_date.tzinfo is not None
+
+
+def test_bronze_schedule_matches_the_configured_one(dag_bag):
+    dag = dag_bag.dags.get("bronze_ingestion")
+    assert dag.schedule == get_settings().schedules["bronze_ingestion"] == "*/15 * * * *"
+    assert dag.max_active_runs == 1
+
+
+def test_bronze_wiring_keeps_other_batches_when_one_fails(dag_bag):
+    """The trigger rules that make a failed fetch cost only its own data, and still fail the run."""
+    dag = dag_bag.dags.get("bronze_ingestion")
+    tasks = dag.task_dict
+    assert set(tasks) == {
+        "plan_fetches",
+        "fetch_to_lake",
+        "load_bronze",
+        "check_bronze_quality",
+        "announce_bronze",
+        "surface_failures",
+    }
+    assert tasks["fetch_to_lake"].is_mapped and tasks["load_bronze"].is_mapped
+    assert tasks["load_bronze"].trigger_rule == "all_done"
+    assert tasks["check_bronze_quality"].trigger_rule == "all_done"
+    assert tasks["announce_bronze"].trigger_rule == "all_success"
+    # The only leaf decides the run's state, so it must see every other task.
+    assert [t.task_id for t in dag.leaves] == ["surface_failures"]
+    assert tasks["surface_failures"].trigger_rule == "all_done"
+    assert tasks["surface_failures"].retries == 0
+    assert tasks["surface_failures"].upstream_task_ids == set(tasks) - {"surface_failures"}
+    outlets = {(a.name, a.uri) for t in dag.tasks for a in t.outlets}
+    assert outlets == {
+        ("crypto_bronze", "postgres://warehouse:5432/crypto/bronze/raw_crypto_prices")
+    }
+    assert tasks["announce_bronze"].outlets[0].name == "crypto_bronze"
+
+
+def _refuse(*args, **kwargs):
+    raise AssertionError(f"a connection was opened at parse time: {args!r}")
+
+
+def test_parsing_opens_no_connection_and_reads_no_config(dbt_manifest, monkeypatch):
+    """Parse the folder afresh with every way out of the process patched to fail loudly."""
+    import psycopg
+    import psycopg2
+
+    from crypto_analytics import config
+
+    monkeypatch.setattr(socket.socket, "connect", _refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", _refuse)
+    monkeypatch.setattr(socket, "create_connection", _refuse)
+    monkeypatch.setattr(psycopg, "connect", _refuse)
+    monkeypatch.setattr(psycopg.Connection, "connect", _refuse)
+    monkeypatch.setattr(psycopg2, "connect", _refuse)
+    monkeypatch.setattr(config, "find_config_file", _refuse)
+    monkeypatch.delitem(sys.modules, "crypto_assets", raising=False)
+    config.get_settings.cache_clear()
+
+    bag = parse_dags()
+
+    assert bag.import_errors == {}
+    assert set(bag.dag_ids) == EXPECTED_DAG_IDS
+
+
+_PROBE = """
+import json, sys
+before = set(sys.modules)
+from airflow.dag_processing.dagbag import BundleDagBag
+from pathlib import Path
+folder = Path(sys.argv[1])
+after_airflow = set(sys.modules)
+bag = BundleDagBag(dag_folder=folder, bundle_path=folder, bundle_name="dags-folder")
+print(json.dumps({"errors": {k: str(v) for k, v in bag.import_errors.items()},
+                  "dags": sorted(bag.dag_ids),
+                  "new_modules": sorted(set(sys.modules) - after_airflow)}))
+"""
+
+#: Modules a DAG file must not pull in at parse time: the pipeline, its heavy dependencies, and
+#: dbt itself (Cosmos renders from the manifest; dbt is imported only when a task runs).
+_HEAVY = (
+    "pandas",
+    "pyarrow",
+    "ccxt",
+    "yfinance",
+    "pycoingecko",
+    "crypto_analytics.ingestion",
+    "crypto_analytics.transform",
+    "dbt.",
+)
+
+
+def test_parsing_imports_nothing_heavy(dbt_manifest):
+    """In a clean interpreter, so modules other tests imported cannot hide a parse-time import."""
+    probe = subprocess.run(
+        [sys.executable, "-c", _PROBE, str(DAGS_FOLDER)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    result = json.loads(probe.stdout.strip().splitlines()[-1])
+    assert result["errors"] == {}
+    assert set(result["dags"]) == EXPECTED_DAG_IDS
+    heavy = [m for m in result["new_modules"] if m.startswith(_HEAVY)]
+    assert heavy == []
+
+
+# --- silver and gold (Cosmos) --------------------------------------------------------------------
+
+
+def _manifest_models(manifest: dict, layer: str) -> set[str]:
+    return {
+        node["name"]
+        for node in manifest["nodes"].values()
+        if node["resource_type"] == "model"
+        and node["original_file_path"].startswith(f"models/{layer}/")
+    }
+
+
+def _cosmos_tasks(dag) -> list:
+    from cosmos.operators.local import DbtLocalBaseOperator
+
+    return [t for t in dag.tasks if isinstance(t, DbtLocalBaseOperator)]
+
+
+@pytest.mark.parametrize(
+    ("dag_id", "layer", "consumes", "produces", "announcer"),
+    [
+        ("silver_transformation", "silver", "crypto_bronze", "crypto_silver", "announce_silver"),
+        ("gold_aggregation", "gold", "crypto_silver", "crypto_gold", "announce_gold"),
+    ],
+)
+def test_layer_dag_runs_every_model_of_its_layer_then_announces(
+    dag_bag, dbt_manifest, dag_id, layer, consumes, produces, announcer
+):
+    from cosmos.constants import InvocationMode
+    from cosmos.operators.local import DbtRunLocalOperator
+
+    manifest = json.loads(dbt_manifest.read_text())
+    dag = dag_bag.dags[dag_id]
+
+    assert [a.name for a in dag.timetable.asset_condition.objects] == [consumes]
+    run_tasks = [t for t in dag.tasks if isinstance(t, DbtRunLocalOperator)]
+    rendered_models = {t.task_id.split(".")[1].removesuffix("_run") for t in run_tasks}
+    assert rendered_models == _manifest_models(manifest, layer)
+    assert len(run_tasks) == len(rendered_models)
+    for task in _cosmos_tasks(dag):
+        assert task.invocation_mode == InvocationMode.DBT_RUNNER
+        assert task.on_execute_callback, f"{task.task_id} would run dbt without the DBT_* env"
+    # The announcer is the only leaf and needs every dbt task to have succeeded.
+    assert [t.task_id for t in dag.leaves] == [announcer]
+    announce = dag.task_dict[announcer]
+    assert announce.trigger_rule == "all_success"
+    assert [a.name for a in announce.outlets] == [produces]
+    assert {t.task_id for t in _cosmos_tasks(dag)} <= announce.get_flat_relative_ids(upstream=True)
+
+
+def test_every_tested_model_has_a_test_task_after_its_run(dag_bag, dbt_manifest):
+    """A model with data tests gets `<model>.test` right after `<model>.run` in its layer's DAG."""
+    from cosmos.operators.local import DbtTestLocalOperator
+
+    manifest = json.loads(dbt_manifest.read_text())
+    tested_alone: set[str] = set()  # models with a test of their own
+    touched: set[str] = set()  # models any test reads (Cosmos gives each a test task)
+    for node in manifest["nodes"].values():
+        parents = [p.split(".")[-1] for p in node["depends_on"]["nodes"] if p.startswith("model.")]
+        if node["resource_type"] == "test":
+            touched.update(parents)
+            if len(parents) == 1:
+                tested_alone.add(parents[0])
+    test_tasks = {
+        t.task_id: t
+        for dag_id in ("silver_transformation", "gold_aggregation")
+        for t in dag_bag.dags[dag_id].tasks
+        if isinstance(t, DbtTestLocalOperator)
+    }
+    per_model = {tid.split(".")[1]: t for tid, t in test_tasks.items() if tid.endswith(".test")}
+    assert tested_alone <= set(per_model) <= touched
+    for task in per_model.values():
+        assert task.upstream_task_ids == {task.task_id.removesuffix(".test") + ".run"}
+        assert task.indirect_selection == "cautious"
+
+
+def test_multi_model_tests_run_once_in_their_layer_after_their_models(dag_bag, dbt_manifest):
+    """Cautious selection leaves a test that reads several models out of each model's test task,
+    so each such test must be one task of its own, in the DAG of the layer whose YAML defines it
+    (gold's relationships to silver.token_universe in gold, never in silver before gold exists),
+    downstream of every model of that layer it reads."""
+    manifest = json.loads(dbt_manifest.read_text())
+    dags = {
+        "silver": dag_bag.dags["silver_transformation"],
+        "gold": dag_bag.dags["gold_aggregation"],
+    }
+    layer_models = {layer: _manifest_models(manifest, layer) for layer in dags}
+    checked = 0
+    for node in manifest["nodes"].values():
+        parents = {p.split(".")[-1] for p in node["depends_on"]["nodes"] if p.startswith("model.")}
+        if node["resource_type"] != "test" or len(parents) < 2:
+            continue
+        layer = node["original_file_path"].split("/")[1]
+        task_id = f"transform_{layer}.{node['name']}_test"
+        assert task_id in dags[layer].task_dict, f"dbt test {node['name']} runs nowhere"
+        for other, dag in dags.items():
+            if other != layer:
+                assert not [t for t in dag.task_dict if node["name"] in t], (
+                    f"{node['name']} in {other}"
+                )
+        upstream = dags[layer].task_dict[task_id].get_flat_relative_ids(upstream=True)
+        for model in parents & layer_models[layer]:
+            assert {f"transform_{layer}.{model}.run", f"transform_{layer}.{model}_run"} & upstream
+        checked += 1
+    assert checked >= 1  # the project has relationship tests: this must not pass vacuously
