@@ -8,7 +8,12 @@ quarantines and loads each batch in one transaction; `check_bronze_quality` chec
 the run as a whole; `announce_bronze` emits the **`crypto_bronze`** Asset that the silver DAG is
 scheduled on.
 
-**When one symbol or source fails** (after its retries) the others are not lost:
+**Requests group tokens** that share a window (at most `ingestion.symbols_per_request`, 8 by
+default), so a run is a handful of tasks rather than one per token. Inside a group each symbol is
+fetched on its own: a symbol that fails is audited as failed and named in the load report, the
+rest of the group lands, and `surface_failures` fails the run naming it.
+
+**When a whole request fails** (after its retries) the others are not lost:
 `load_bronze` runs with `trigger_rule=all_done` and Airflow expands it only over the fetches that
 succeeded and returned a manifest (a failed fetch, or one that returns nothing because the source
 does not list the token, pushes no XCom). The failure is written to `bronze.ingestion_audit` by the
@@ -138,8 +143,9 @@ def bronze_ingestion() -> None:
         log.info("announcing %d new bronze rows", summary["rows_inserted"])
 
     @task(trigger_rule=TriggerRule.ALL_DONE, retries=0)
-    def surface_failures() -> None:
-        """Fail the run when any task failed, after everything else had its chance to finish."""
+    def surface_failures(reports: list[dict[str, Any]]) -> None:
+        """Fail the run when any task, or any symbol inside a grouped fetch, failed, after
+        everything else had its chance to finish."""
         context = get_current_context()
         ti = context["ti"]
         states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[ti.run_id]).get(ti.run_id, {})
@@ -148,11 +154,20 @@ def bronze_ingestion() -> None:
             for name, state in states.items()
             if state in ("failed", "upstream_failed") and name != ti.task_id
         )
+        symbols = sorted(
+            f"{report['source_api']} {failure['symbol']} ({failure['error']})"
+            for report in reports or []
+            for failure in report.get("fetch_failures", [])
+        )
+        problems = []
         if failed:
+            problems.append(f"{len(failed)} task instance(s) failed: {', '.join(failed)}")
+        if symbols:
+            problems.append(f"{len(symbols)} symbol(s) could not be fetched: {'; '.join(symbols)}")
+        if problems:
             raise RuntimeError(
-                f"{len(failed)} task instance(s) failed: {', '.join(failed)}; the data of every "
-                "other request landed. Failed fetches are in bronze.ingestion_audit "
-                "(status = 'failed')."
+                "; ".join(problems) + ". The data of every other request landed; failed "
+                "fetches are in bronze.ingestion_audit (status = 'failed')."
             )
         log.info("every task of the run succeeded or was skipped")
 
@@ -161,7 +176,7 @@ def bronze_ingestion() -> None:
     reports = load_bronze.expand(manifest_path=manifests)
     summary = check_bronze_quality(reports)
     announced = announce_bronze(summary)
-    [planned, manifests, reports, summary, announced] >> surface_failures()
+    [planned, manifests, summary, announced] >> surface_failures(reports)
 
 
 bronze_ingestion()

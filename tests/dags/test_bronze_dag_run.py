@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from crypto_analytics.config import get_settings
 from crypto_analytics.errors import SourceUnavailable
 from crypto_analytics.ingestion.sources.synthetic import SyntheticSource
 from crypto_analytics.warehouse import connect
@@ -32,8 +33,13 @@ JAN_30 = datetime(2024, 1, 30, tzinfo=UTC)
 
 
 @pytest.fixture
-def bronze_dag(bronze_dag_bag, airflow_db):
-    """The parsed DAG with retries off: dag.test() would otherwise wait out each retry_delay."""
+def bronze_dag(bronze_dag_bag, airflow_db, monkeypatch):
+    """The parsed DAG with retries off: dag.test() would otherwise wait out each retry_delay.
+
+    One symbol per request, so each token is a task instance of its own and the tests can
+    assert on them one by one; grouped requests have their own test below."""
+    monkeypatch.setenv("CRYPTO_INGESTION__SYMBOLS_PER_REQUEST", "1")
+    get_settings.cache_clear()
     dag = bronze_dag_bag.dags["bronze_ingestion"]
     saved = {task.task_id: task.retries for task in dag.tasks}
     for task in dag.tasks:
@@ -180,4 +186,51 @@ def test_one_failing_symbol_keeps_the_others_and_fails_the_run(
     # What landed passed the checks, so silver is told about it despite the failed symbol.
     assert _asset_events(run) == [
         {"asset": "crypto_bronze", "extra": {"batches": 2, "rows_inserted": 60}}
+    ]
+
+
+def test_a_failing_symbol_inside_a_grouped_request_keeps_its_group(
+    warehouse_url, bronze_dag, monkeypatch
+):
+    monkeypatch.setenv("CRYPTO_INGESTION__SYMBOLS_PER_REQUEST", "8")
+    get_settings.cache_clear()
+    real_fetch = SyntheticSource.fetch_ohlcv
+
+    def eth_is_down(self, token, interval, start, end):
+        if token.symbol == "ETH":
+            raise SourceUnavailable("synthetic", "ETH feed is down (injected by the test)")
+        return real_fetch(self, token, interval, start, end)
+
+    monkeypatch.setattr(SyntheticSource, "fetch_ohlcv", eth_is_down)
+
+    run = bronze_dag.test(run_conf=RUN_CONF)
+
+    assert run.state == "failed"
+    states = _task_states(run)
+    # One request for the three tokens: it fetched and loaded what it could...
+    assert states["fetch_to_lake"] == ["success"]
+    assert states["load_bronze"] == ["success"]
+    assert states["announce_bronze"] == ["success"]
+    # ...and the run still ends failed, naming the symbol.
+    assert states["surface_failures"] == ["failed"]
+    assert _bronze_prices(warehouse_url) == [
+        ("BTC", 30, JAN_1, JAN_30),
+        ("SOL", 30, JAN_1, JAN_30),
+    ]
+    with connect(warehouse_url) as conn:
+        audit_rows = conn.execute(
+            "select symbols, status, rows_inserted, error from bronze.ingestion_audit"
+            " order by status"
+        ).fetchall()
+    assert audit_rows == [
+        (
+            ["ETH"],
+            "failed",
+            0,
+            "SourceUnavailable: synthetic: ETH feed is down (injected by the test)",
+        ),
+        (["BTC", "SOL"], "succeeded", 60, None),
+    ]
+    assert _asset_events(run) == [
+        {"asset": "crypto_bronze", "extra": {"batches": 1, "rows_inserted": 60}}
     ]

@@ -28,8 +28,12 @@ def _counts(url: str) -> dict[str, int]:
 
 def _backfill(symbols, intervals=("1d",), datasets=("ohlcv",)):
     requests = pipeline.plan_requests(
-        sources=["synthetic"], symbols=list(symbols), intervals=list(intervals),
-        since=SINCE, until=UNTIL, datasets=list(datasets),
+        sources=["synthetic"],
+        symbols=list(symbols),
+        intervals=list(intervals),
+        since=SINCE,
+        until=UNTIL,
+        datasets=list(datasets),
     )
     return pipeline.ingest(requests)
 
@@ -46,8 +50,10 @@ def test_same_window_three_times_inserts_once(warehouse_url):
         assert sum(r["rows_duplicate"] for r in again) == expected
     assert _counts(warehouse_url)["raw_crypto_prices"] == expected
     with connect(warehouse_url) as conn:
-        statuses = conn.execute("select status, count(*) from bronze.ingestion_audit group by 1").fetchall()
-    assert dict(statuses) == {"succeeded": 12}
+        statuses = conn.execute(
+            "select status, count(*) from bronze.ingestion_audit group by 1"
+        ).fetchall()
+    assert dict(statuses) == {"succeeded": 6}  # (1d, 1h) × 3 runs, BTC and ETH in one request
 
 
 def test_incremental_plan_starts_after_the_watermark_and_reruns_plan_nothing(warehouse_url):
@@ -58,9 +64,16 @@ def test_incremental_plan_starts_after_the_watermark_and_reruns_plan_nothing(war
     )
     assert [(r.start, r.end) for r in planned] == [(UNTIL, UNTIL + timedelta(days=3))]
     pipeline.ingest(planned)
-    assert pipeline.plan_requests(
-        sources=["synthetic"], symbols=["BTC"], intervals=["1d"], until=later, datasets=["ohlcv"]
-    ) == []
+    assert (
+        pipeline.plan_requests(
+            sources=["synthetic"],
+            symbols=["BTC"],
+            intervals=["1d"],
+            until=later,
+            datasets=["ohlcv"],
+        )
+        == []
+    )
     assert _counts(warehouse_url)["raw_crypto_prices"] == 23
 
 
@@ -77,10 +90,14 @@ def test_one_failing_symbol_does_not_lose_the_others(warehouse_url, monkeypatch)
     assert len(failures) == 1 and "ETH endpoint down" in failures[0]
     assert sorted(s for r in reports for s in r["symbols"]) == ["BTC", "SOL"]
     with connect(warehouse_url) as conn:
-        landed = dict(conn.execute(
-            "select symbol, count(*) from bronze.raw_crypto_prices group by 1").fetchall())
+        landed = dict(
+            conn.execute(
+                "select symbol, count(*) from bronze.raw_crypto_prices group by 1"
+            ).fetchall()
+        )
         failed = conn.execute(
-            "select symbols, error from bronze.ingestion_audit where status = 'failed'").fetchall()
+            "select symbols, error from bronze.ingestion_audit where status = 'failed'"
+        ).fetchall()
     assert landed == {"BTC": 20, "SOL": 20}
     assert failed == [(["ETH"], "SourceUnavailable: synthetic: ETH endpoint down")]
 
@@ -97,12 +114,22 @@ def test_bad_rows_are_quarantined_and_the_rest_loads(warehouse_url, monkeypatch)
     monkeypatch.setattr(SyntheticSource, "fetch_ohlcv", corrupt)
     (report,), failures = _backfill(["BTC"])
     assert failures == []
-    assert (report["rows_fetched"], report["rows_inserted"], report["rows_quarantined"]) == (20, 18, 2)
+    assert (report["rows_fetched"], report["rows_inserted"], report["rows_quarantined"]) == (
+        20,
+        18,
+        2,
+    )
     assert report["status"] == "partial"
     with connect(warehouse_url) as conn:
-        reasons = [r[0] for r in conn.execute(
-            "select reason from bronze.quarantine order by row_data->>'timestamp'")]
-        pointer = conn.execute("select distinct raw_payload_path from bronze.quarantine").fetchone()[0]
+        reasons = [
+            r[0]
+            for r in conn.execute(
+                "select reason from bronze.quarantine order by row_data->>'timestamp'"
+            )
+        ]
+        pointer = conn.execute(
+            "select distinct raw_payload_path from bronze.quarantine"
+        ).fetchone()[0]
     assert any("high" in r for r in reasons) and any("volume" in r for r in reasons)
     assert pointer.endswith(".json")
     # 2 of 20 rows is above the 5% gate: the run's quality check fails and says why.
@@ -115,14 +142,24 @@ def test_replay_rebuilds_bronze_from_the_lake(warehouse_url):
     before = _counts(warehouse_url)
     with connect(warehouse_url) as conn:
         snapshot = conn.execute(
-            "select symbol, \"timestamp\", close from bronze.raw_crypto_prices order by 1, 2").fetchall()
-        conn.execute("truncate bronze.raw_crypto_prices, bronze.raw_market_data, bronze.ingestion_audit, bronze.watermarks")
+            'select symbol, "timestamp", close from bronze.raw_crypto_prices order by 1, 2'
+        ).fetchall()
+        conn.execute(
+            "truncate bronze.raw_crypto_prices, bronze.raw_market_data, bronze.ingestion_audit, bronze.watermarks"
+        )
     reports = pipeline.replay()
-    assert sum(r["rows_inserted"] for r in reports) == before["raw_crypto_prices"] + before["raw_market_data"]
+    assert (
+        sum(r["rows_inserted"] for r in reports)
+        == before["raw_crypto_prices"] + before["raw_market_data"]
+    )
     assert _counts(warehouse_url) == before
     with connect(warehouse_url) as conn:
-        assert conn.execute(
-            "select symbol, \"timestamp\", close from bronze.raw_crypto_prices order by 1, 2").fetchall() == snapshot
+        assert (
+            conn.execute(
+                'select symbol, "timestamp", close from bronze.raw_crypto_prices order by 1, 2'
+            ).fetchall()
+            == snapshot
+        )
     # Replaying onto a full bronze inserts nothing.
     assert sum(r["rows_inserted"] for r in pipeline.replay()) == 0
 
@@ -139,3 +176,30 @@ def test_bad_arguments_are_named(warehouse_url):
         pipeline.plan_requests(sources=["synthetic"], intervals=["7m"])
     with pytest.raises(ConfigError, match="must be before"):
         pipeline.plan_requests(sources=["synthetic"], since=UNTIL, until=SINCE)
+
+
+def test_tokens_sharing_a_window_are_grouped_into_few_requests(warehouse_url):
+    plan = pipeline.plan_requests(
+        sources=["synthetic"], intervals=["1d"], until=UNTIL, datasets=["ohlcv", "orderbook"]
+    )
+    ohlcv = [r for r in plan if r.dataset == "ohlcv"]
+    books = [r for r in plan if r.dataset == "orderbook"]
+    # 38 tokens, no watermarks yet: one shared window, chunks of 8 → 8+8+8+8+6.
+    assert [len(r.symbols) for r in ohlcv] == [8, 8, 8, 8, 6]
+    assert len({(r.start, r.end) for r in ohlcv}) == 1
+    assert sorted(s for r in ohlcv for s in r.symbols) == sorted(
+        t.symbol for t in pipeline.get_settings().tokens
+    )
+    assert [len(r.symbols) for r in books] == [8, 8, 8, 8, 6]
+    # A token already up to date (its watermark is at the last closed candle) is left out.
+    _backfill(["BTC"])
+    replanned = pipeline.plan_requests(
+        sources=["synthetic"],
+        symbols=["BTC", "ETH", "SOL"],
+        intervals=["1d"],
+        until=UNTIL,
+        datasets=["ohlcv"],
+    )
+    assert sorted((r.symbols, r.start) for r in replanned) == [
+        (("ETH", "SOL"), UNTIL - timedelta(days=30)),
+    ]

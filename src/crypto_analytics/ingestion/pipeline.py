@@ -15,11 +15,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from crypto_analytics.config import Settings, Token, get_settings
 from crypto_analytics.errors import (
     ConfigError,
     DatasetNotSupported,
     HistoryLimitExceeded,
+    SourceError,
     SymbolUnavailable,
 )
 from crypto_analytics.ingestion import audit, lake, loader, watermarks
@@ -153,6 +156,10 @@ def plan_requests(
     return requests
 
 
+def _chunks(symbols: list[str], size: int) -> list[tuple[str, ...]]:
+    return [tuple(symbols[i : i + size]) for i in range(0, len(symbols), size)]
+
+
 def _plan_dataset(
     source: Source,
     dataset: Dataset,
@@ -168,14 +175,16 @@ def _plan_dataset(
         for interval in intervals or source.intervals():
             step = interval_length(interval)
             closed_until = floor_to_interval(now, interval)
+            by_window: dict[tuple[datetime, datetime], list[str]] = {}
             for token in tokens:
                 window = _window(
                     marks.get((token.symbol, interval)), step, since, closed_until, settings
                 )
                 if window:
-                    planned.append(
-                        FetchRequest(source.name, dataset, (token.symbol,), interval, *window)
-                    )
+                    by_window.setdefault(window, []).append(token.symbol)
+            for window, symbols in by_window.items():
+                for chunk in _chunks(symbols, settings.ingestion.symbols_per_request):
+                    planned.append(FetchRequest(source.name, dataset, chunk, interval, *window))
     elif dataset is Dataset.MARKET:
         # One request for all tokens: CoinGecko serves many ids per call. It starts at the oldest
         # watermark so no token is left behind; overlap is absorbed by the loader's conflict rule.
@@ -184,34 +193,100 @@ def _plan_dataset(
             oldest = None if any(m is None for m in lasts) else min(m for m in lasts if m)
             window = _window(oldest, timedelta(minutes=1), since, now, settings)
             if window:
-                symbols = tuple(t.symbol for t in tokens)
-                planned.append(FetchRequest(source.name, dataset, symbols, None, *window))
+                every = tuple(t.symbol for t in tokens)
+                planned.append(FetchRequest(source.name, dataset, every, None, *window))
     elif dataset is Dataset.ORDERBOOK:
         # A snapshot is "now": the window only records when it was asked for.
-        for token in tokens:
+        symbols = [t.symbol for t in tokens]
+        for chunk in _chunks(symbols, settings.ingestion.symbols_per_request):
             planned.append(
-                FetchRequest(
-                    source.name, dataset, (token.symbol,), None, now - timedelta(minutes=1), now
-                )
+                FetchRequest(source.name, dataset, chunk, None, now - timedelta(minutes=1), now)
             )
     return planned
 
 
-def _fetch(source: Source, request: FetchRequest, settings: Settings) -> FetchResult:
-    tokens = [settings.token(s) for s in request.symbols]
+def _combine(results: list[FetchResult]) -> FetchResult:
+    """One lake batch from several symbols' results (they share source, dataset and window)."""
+    apis = {r.source_api for r in results}
+    if len(apis) > 1:
+        raise SourceError(
+            results[0].source_api, f"one request was served by several venues: {sorted(apis)}"
+        )
+    frames = [r.frame for r in results if not r.frame.empty]
+    frame = pd.concat(frames, ignore_index=True) if frames else results[0].frame
+    payloads = [p for r in results for p in r.payloads]
+    return FetchResult(results[0].source_api, results[0].dataset, frame, payloads)
+
+
+def _fetch_one(
+    source: Source, request: FetchRequest, token: Token, settings: Settings
+) -> FetchResult:
     if request.dataset is Dataset.OHLCV:
         assert request.interval is not None
-        return source.fetch_ohlcv(tokens[0], request.interval, request.start, request.end)
+        return source.fetch_ohlcv(token, request.interval, request.start, request.end)
+    return source.fetch_orderbook(token, settings.sources.exchange.orderbook_depth)
+
+
+def _record_symbol_failure(
+    url: str, fields: dict[str, Any], symbol: str, error: str, *, skipped: bool
+) -> None:
+    """An audit row of its own for one symbol of a multi-symbol request that did not land."""
+    own = {**fields, "batch_id": uuid.uuid4(), "symbols": [symbol]}
+    with connect(url, autocommit=True) as conn:
+        if skipped:
+            audit.record_skipped(conn, **own, reason=error)
+        else:
+            audit.start_batch(conn, **own)
+            audit.mark_failed(conn, own["batch_id"], error)
+
+
+def _fetch(
+    source: Source, request: FetchRequest, settings: Settings, url: str, fields: dict[str, Any]
+) -> tuple[FetchResult, list[dict[str, str]]]:
+    """Fetch a request; per symbol for candles and order books, so one symbol's failure keeps the
+    others. Returns the combined result and the symbols that failed, each audited on its own row.
+    When no symbol could be fetched it raises instead (the request's own audit row records it)."""
+    tokens = [settings.token(s) for s in request.symbols]
     if request.dataset is Dataset.MARKET:
-        return source.fetch_market_data(tokens, request.start, request.end)
-    return source.fetch_orderbook(tokens[0], settings.sources.exchange.orderbook_depth)
+        return source.fetch_market_data(tokens, request.start, request.end), []
+    results: list[FetchResult] = []
+    skipped: list[tuple[str, Exception]] = []
+    failed: list[tuple[str, Exception]] = []
+    for token in tokens:
+        try:
+            results.append(_fetch_one(source, request, token, settings))
+        except _SKIPPABLE as exc:
+            log.warning("skipping %s for %s: %s", token.symbol, request.describe(), exc)
+            skipped.append((token.symbol, exc))
+        except Exception as exc:
+            log.error("fetch failed for %s in %s: %s", token.symbol, request.describe(), exc)
+            failed.append((token.symbol, exc))
+    if not results:
+        if len(failed) == 1:
+            raise failed[0][1]
+        if failed:
+            raise SourceError(
+                source.name,
+                "every symbol failed: "
+                + "; ".join(f"{symbol}: {type(e).__name__}: {e}" for symbol, e in failed),
+            )
+        raise skipped[0][1]
+    for symbol, reason in skipped:
+        _record_symbol_failure(url, fields, symbol, str(reason), skipped=True)
+    failures = [
+        {"symbol": symbol, "error": f"{type(error).__name__}: {error}"} for symbol, error in failed
+    ]
+    for failure in failures:
+        _record_symbol_failure(url, fields, failure["symbol"], failure["error"], skipped=False)
+    return _combine(results), failures
 
 
 def fetch_to_lake(request: FetchRequest | dict[str, Any]) -> str | None:
     """Fetch one request and keep it in the lake; returns the manifest path, None when skipped.
 
-    A source failure is written to the audit table and re-raised, so the Airflow task fails
-    visibly while other requests carry on.
+    Symbols that fail are audited as failed and listed in the manifest (`fetch_failures`), so
+    the load step reports them after landing the others; when every symbol fails the error is
+    raised here, so the Airflow task fails visibly.
     """
     if isinstance(request, dict):
         request = FetchRequest.from_dict(request)
@@ -231,7 +306,7 @@ def fetch_to_lake(request: FetchRequest | dict[str, Any]) -> str | None:
     with connect(url, autocommit=True) as conn:
         audit.start_batch(conn, **batch_fields)
     try:
-        result = _fetch(source, request, settings)
+        result, failures = _fetch(source, request, settings, url, batch_fields)
     except _SKIPPABLE as skipped:
         log.warning("skipping %s: %s", request.describe(), skipped)
         with connect(url, autocommit=True) as conn:
@@ -242,7 +317,8 @@ def fetch_to_lake(request: FetchRequest | dict[str, Any]) -> str | None:
         with connect(url, autocommit=True) as conn:
             audit.mark_failed(conn, batch_id, f"{type(exc).__name__}: {exc}")
         raise
-    batch = lake.write_batch(result, batch_id, settings, request_meta=request.to_dict())
+    meta = {**request.to_dict(), "fetch_failures": failures}
+    batch = lake.write_batch(result, batch_id, settings, request_meta=meta)
     log.info("fetched %d rows for %s", len(result.frame), request.describe())
     return str(lake.manifest_path(batch, settings))
 
@@ -265,7 +341,11 @@ def load_from_lake(manifest_path: str | Path, *, now: datetime | None = None) ->
             window_start=batch.window_start,
             window_end=batch.window_end,
         )
-    return {**report.to_dict(), "symbols": list(batch.symbols)}
+    return {
+        **report.to_dict(),
+        "symbols": list(batch.symbols),
+        "fetch_failures": list(batch.request_meta.get("fetch_failures", [])),
+    }
 
 
 def ingest(
@@ -284,7 +364,12 @@ def ingest(
         try:
             manifest = fetch_to_lake(request)
             if manifest is not None:
-                reports.append(load_from_lake(manifest))
+                report = load_from_lake(manifest)
+                reports.append(report)
+                failures.extend(
+                    f"{request.describe()}: {f['symbol']}: {f['error']}"
+                    for f in report["fetch_failures"]
+                )
         except Exception as exc:  # noqa: BLE001 - recorded in the audit, reported to the caller
             failures.append(f"{request.describe()}: {exc}")
     return reports, failures
