@@ -20,6 +20,7 @@ from crypto_analytics.errors import LoadError
 from crypto_analytics.ingestion import loader, watermarks
 from crypto_analytics.ingestion.frames import Dataset, conform
 from crypto_analytics.ingestion.loader import copy_into_bronze, write_batch
+from crypto_analytics.ingestion.sources.binance_format import parse_klines
 from crypto_analytics.warehouse import connect
 
 pytestmark = pytest.mark.integration
@@ -34,24 +35,11 @@ LAST_OPEN = datetime(2021, 10, 22, 23, 12, tzinfo=UTC)
 
 
 def binance_candles(shared_data: Path) -> pd.DataFrame:
-    """The 10 BTCUSDT 1m klines of the sample, normalised the way the exchange source does."""
+    """The 10 BTCUSDT 1m klines of the sample, parsed the way the exchange source does."""
     rows = json.loads((shared_data / KLINES).read_text())
-    frame = pd.DataFrame(
-        {
-            "timestamp": pd.to_datetime([r[0] for r in rows], unit="ms", utc=True),
-            "symbol": "BTC",
-            "interval": "1m",
-            "open": [r[1] for r in rows],
-            "high": [r[2] for r in rows],
-            "low": [r[3] for r in rows],
-            "close": [r[4] for r in rows],
-            "volume": [r[5] for r in rows],
-            "quote_volume": [r[7] for r in rows],
-            "quote_currency": "USDT",
-            "source_api": "binance",
-        }
+    return parse_klines(
+        rows, symbol="BTC", interval="1m", quote_currency="USDT", source_api="binance"
     )
-    return conform(frame, Dataset.OHLCV)
 
 
 def rejected_candles(shared_data: Path) -> pd.DataFrame:

@@ -14,7 +14,7 @@ import pytest
 
 from crypto_analytics.errors import BadPayload, ConfigError
 from crypto_analytics.ingestion import lake
-from crypto_analytics.ingestion.frames import Dataset, conform
+from crypto_analytics.ingestion.frames import Dataset
 from crypto_analytics.ingestion.lake import (
     LakeBatch,
     iter_manifests,
@@ -23,6 +23,7 @@ from crypto_analytics.ingestion.lake import (
     write_batch,
 )
 from crypto_analytics.ingestion.sources.base import FetchResult, RawPayload
+from crypto_analytics.ingestion.sources.binance_format import parse_klines
 from crypto_analytics.ingestion.sources.synthetic import SyntheticSource
 
 RECEIVED = datetime(2024, 3, 9, 23, 59, 58, tzinfo=UTC)
@@ -94,27 +95,14 @@ def test_real_payload_kept_exactly(settings, shared_data: Path):
     body = (
         shared_data / "api_samples/binance/nautilus_trader/http_spot_market_klines.json"
     ).read_bytes()
-    rows = json.loads(body)
-    frame = pd.DataFrame(
-        {
-            "timestamp": pd.to_datetime([r[0] for r in rows], unit="ms", utc=True),
-            "symbol": "BTC",
-            "interval": "1m",
-            "open": [r[1] for r in rows],
-            "high": [r[2] for r in rows],
-            "low": [r[3] for r in rows],
-            "close": [r[4] for r in rows],
-            "volume": [r[5] for r in rows],
-            "quote_volume": [r[7] for r in rows],
-            "quote_currency": "USDT",
-            "source_api": "binance",
-        }
+    frame = parse_klines(
+        json.loads(body), symbol="BTC", interval="1m", quote_currency="USDT", source_api="binance"
     )
     url = "https://api.binance.com/api/v3/klines?symbol=BTCUSDT&interval=1m&limit=10"
     result = FetchResult(
         "binance",
         Dataset.OHLCV,
-        conform(frame, Dataset.OHLCV),
+        frame,
         [RawPayload(body, url, received_at=RECEIVED)],
     )
     batch = write_batch(result, BATCH, settings, request_meta={})
