@@ -1,5 +1,10 @@
 # Every target creates the virtual environment from the lock when it is missing or stale.
 SHELL := /bin/bash
+# Secrets and overrides from .env (git-ignored; see config/secrets.env.example) reach every target.
+ifneq (,$(wildcard .env))
+include .env
+export
+endif
 .DEFAULT_GOAL := help
 VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
@@ -12,7 +17,7 @@ WAREHOUSE = export CRYPTO_DATABASE_URL="$${CRYPTO_DATABASE_URL:-$$($(CLI) db url
 .PHONY: help venv lock demo test test-unit lint up down airflow-status dbt-build dbt-parse docs bench clean
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(firstword $(MAKEFILE_LIST)) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 venv: $(VENV)/.installed ## Create/refresh the virtual environment from requirements.txt
 
