@@ -203,11 +203,16 @@ def dbt_manifest_is_stale(settings: Settings) -> bool:
 
 def build_dbt_manifest(settings: Settings, url: str | None = None) -> Path:
     """`dbt parse` into dbt/target: the manifest Cosmos renders the silver and gold DAGs from."""
-    from crypto_analytics.transform import project_dir, run_dbt
+    from crypto_analytics.transform import SCHEDULED_DBT_VARS, project_dir, run_dbt, vars_args
 
     target = project_dir(settings) / "target"
     connection = url or os.environ.get("CRYPTO_DATABASE_URL") or _PARSE_ONLY_URL
-    run_dbt(["parse", "--target-path", str(target)], url=connection, settings=settings)
+    # Parsed with the scheduled builds' vars: dbt re-parses everything when they differ.
+    run_dbt(
+        ["parse", "--target-path", str(target), *vars_args(SCHEDULED_DBT_VARS)],
+        url=connection,
+        settings=settings,
+    )
     log.info("dbt manifest written to %s", target / "manifest.json")
     return target / "manifest.json"
 

@@ -249,3 +249,12 @@ def test_multi_model_tests_run_once_in_their_layer_after_their_models(dag_bag, d
             assert {f"transform_{layer}.{model}.run", f"transform_{layer}.{model}_run"} & upstream
         checked += 1
     assert checked >= 1  # the project has relationship tests: this must not pass vacuously
+
+
+def test_scheduled_dbt_builds_pass_the_platform_s_scheduled_vars():
+    """The cosmos DAGs keep a literal copy (no package import at parse time): it must not drift."""
+    import crypto_dbt
+
+    from crypto_analytics.transform import SCHEDULED_DBT_VARS
+
+    assert crypto_dbt.SCHEDULED_DBT_VARS == SCHEDULED_DBT_VARS

@@ -7,6 +7,8 @@ conftest's `_template_database`), each loaded straight from the shared CSV/JSON 
 - `fresh_database()`   -> URL of a new, empty migrated database (dropped at session end);
 - `bronze_loader(url)` -> a `BronzeLoader` writing real history into that database's bronze;
 - `dbt_factory(url)`   -> a `Dbt` handle running dbt against it with this session's target path;
+- `scheduled_dbt_factory(url)` -> the same, run as the scheduled Airflow builds run dbt (with
+  SCHEDULED_DBT_VARS: incremental data tests), from a target folder of its own;
 - `daily_bronze_url`   -> (module scope) a database already holding the daily Binance history
   of DAILY_SYMBOLS plus CoinGecko market data for them, nothing built yet.
 
@@ -30,7 +32,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from crypto_analytics.transform import run_dbt
+from crypto_analytics.transform import SCHEDULED_DBT_VARS, run_dbt, vars_args
 from crypto_analytics.warehouse import url_for_database
 
 #: Tokens with daily Binance klines in daily/binance_recent_rongyouwow (BTC/ETH from 2017-08,
@@ -236,14 +238,20 @@ class BronzeLoader:
 
 @dataclass
 class Dbt:
-    """dbt against one test database, with this session's own target folder."""
+    """dbt against one test database, with this session's own target folder.
+
+    `extra_args` go on every command (the scheduled handle's --vars).
+    """
 
     url: str
     target_path: Path
+    extra_args: tuple[str, ...] = ()
 
     def __call__(self, *args: str) -> Any:
         """Run `dbt <args>`; raises TransformError / DataQualityError on failure."""
-        return run_dbt([*args, "--target-path", str(self.target_path)], url=self.url)
+        return run_dbt(
+            [*args, "--target-path", str(self.target_path), *self.extra_args], url=self.url
+        )
 
     def build(self, *args: str) -> Any:
         """`dbt build <args>`; with no args, the silver layer (`--selector silver`)."""
@@ -303,6 +311,17 @@ def bronze_loader(shared_data: Path) -> Callable[[str], BronzeLoader]:
 def dbt_factory(dbt_target_path: Path) -> Callable[[str], Dbt]:
     """Factory: a Dbt handle for a database URL."""
     return lambda url: Dbt(url, dbt_target_path)
+
+
+@pytest.fixture(scope="session")
+def scheduled_dbt_factory(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Dbt]:
+    """Factory: a Dbt handle that runs dbt as the scheduled builds do (SCHEDULED_DBT_VARS).
+
+    Its own target folder: dbt re-parses the whole project when the vars differ from the last
+    parse in a folder, so sharing one with the plain handle would re-parse on every switch.
+    """
+    target = tmp_path_factory.mktemp("dbt_target_scheduled")
+    return lambda url: Dbt(url, target, tuple(vars_args(SCHEDULED_DBT_VARS)))
 
 
 @pytest.fixture(scope="module")

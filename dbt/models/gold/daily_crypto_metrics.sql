@@ -7,6 +7,9 @@
     snapshot ingested after the newest `_source_ingested_at` already here, with 30 days of context
     before it (29 earlier returns for the volatility window + 1 close for the first return), so
     every recomputed row equals a full refresh. Untouched symbols are not read past that filter.
+
+    `_built_at` (start of the dbt invocation that wrote the row) scopes the scheduled builds'
+    data tests to rows no passing run has tested (macros/tests/untested_rows.sql).
 -#}
 {{
     config(
@@ -18,7 +21,9 @@
             {'columns': ['symbol', 'date'], 'unique': true},
             {'columns': ['date']},
             {'columns': ['_source_ingested_at']},
+            {'columns': ['_built_at']},
         ],
+        post_hook=["{{ analyze_built_at_once() }}"],
     )
 }}
 
@@ -288,7 +293,8 @@ final as (
                     / with_volatility.close
         end as market_price_deviation_bp,
         greatest(with_volatility.candles_ingested_at, market_at_close._ingested_at)
-            as _source_ingested_at
+            as _source_ingested_at,
+        {{ built_at() }} as _built_at
     from with_volatility
     left join market_at_close
         on with_volatility.symbol = market_at_close.symbol

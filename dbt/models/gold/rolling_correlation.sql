@@ -7,6 +7,9 @@
     Incremental: dates from the first day of daily_crypto_metrics ingested after the newest
     `_source_ingested_at` already here are recomputed, reading 29 days of returns before it; the
     window is a date range, so every recomputed row sees exactly the rows a full refresh sees.
+
+    `_built_at` (start of the dbt invocation that wrote the row) scopes the scheduled builds'
+    data tests to rows no passing run has tested (macros/tests/untested_rows.sql).
 -#}
 {{
     config(
@@ -18,7 +21,9 @@
             {'columns': ['symbol_a', 'symbol_b', 'date'], 'unique': true},
             {'columns': ['date']},
             {'columns': ['_source_ingested_at']},
+            {'columns': ['_built_at']},
         ],
+        post_hook=["{{ analyze_built_at_once() }}"],
     )
 }}
 
@@ -127,7 +132,8 @@ final as (
         rolling.symbol_b,
         greatest(-1.0, least(1.0, rolling.correlation)) as correlation_30d,
         rolling.n_observations,
-        rolling._source_ingested_at
+        rolling._source_ingested_at,
+        {{ built_at() }} as _built_at
     from rolling
     {% if is_incremental() %}
     cross join recompute_from

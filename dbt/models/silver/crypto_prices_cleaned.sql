@@ -7,6 +7,9 @@
     `outlier_window + 1` stored candles before it are the context returns and the outlier window
     need. Everything here depends only on a candle and its predecessors, so this equals a full
     refresh exactly.
+
+    `_built_at` (start of the dbt invocation that wrote the row) scopes the scheduled builds'
+    data tests to rows no passing run has tested (macros/tests/untested_rows.sql).
 -#}
 {{
     config(
@@ -17,7 +20,9 @@
         indexes=[
             {'columns': ['symbol', 'interval', 'timestamp'], 'unique': True},
             {'columns': ['_last_ingested_at']},
+            {'columns': ['_built_at']},
         ],
+        post_hook=["{{ analyze_built_at_once() }}"],
     )
 }}
 
@@ -226,7 +231,8 @@ final as (
         flagged.gap_candles > 0 as has_gap,
         chosen._batch_id,
         chosen._ingested_at,
-        chosen._last_ingested_at
+        chosen._last_ingested_at,
+        {{ built_at() }} as _built_at
     from chosen
     inner join flagged
         on chosen.symbol = flagged.symbol

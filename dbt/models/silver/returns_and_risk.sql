@@ -8,6 +8,9 @@
     candles before it are the volatility windows' context, and the running peak and maximum
     drawdown continue from the last stored candle before it (max/min are exact), so this equals
     a full refresh exactly.
+
+    `_built_at` (start of the dbt invocation that wrote the row) scopes the scheduled builds'
+    data tests to rows no passing run has tested (macros/tests/untested_rows.sql).
 -#}
 {{
     config(
@@ -18,7 +21,9 @@
         indexes=[
             {'columns': ['symbol', 'interval', 'timestamp'], 'unique': True},
             {'columns': ['_last_ingested_at']},
+            {'columns': ['_built_at']},
         ],
+        post_hook=["{{ analyze_built_at_once() }}"],
     )
 }}
 
@@ -212,7 +217,8 @@ final as (
                 rows between unbounded preceding and current row
             )
         ) as max_drawdown,
-        _last_ingested_at
+        _last_ingested_at,
+        {{ built_at() }} as _built_at
     from drawdowns
 
 )

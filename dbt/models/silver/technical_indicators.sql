@@ -8,6 +8,9 @@
     (EMA 12/26, MACD signal, RSI average gain/loss, stored in the `_*_state` columns) continue
     from the last stored candle before it. The same float operations run in the same order as in
     a full refresh, so the two are equal exactly.
+
+    `_built_at` (start of the dbt invocation that wrote the row) scopes the scheduled builds'
+    data tests to rows no passing run has tested (macros/tests/untested_rows.sql).
 -#}
 {{
     config(
@@ -18,7 +21,9 @@
         indexes=[
             {'columns': ['symbol', 'interval', 'timestamp'], 'unique': True},
             {'columns': ['_last_ingested_at']},
+            {'columns': ['_built_at']},
         ],
+        post_hook=["{{ analyze_built_at_once() }}"],
     )
 }}
 
@@ -265,7 +270,8 @@ final as (
         _macd_signal_state,
         _rsi_avg_gain,
         _rsi_avg_loss,
-        _last_ingested_at
+        _last_ingested_at,
+        {{ built_at() }} as _built_at
     from indicators
 
 )
