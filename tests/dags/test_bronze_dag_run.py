@@ -49,6 +49,19 @@ def bronze_dag(bronze_dag_bag, airflow_db, monkeypatch):
         task.retries = saved[task.task_id]
 
 
+@pytest.fixture
+def eth_is_down(monkeypatch):
+    """The synthetic source fails for ETH only, as a real feed outage would."""
+    real_fetch = SyntheticSource.fetch_ohlcv
+
+    def fetch(self, token, interval, start, end):
+        if token.symbol == "ETH":
+            raise SourceUnavailable("synthetic", "ETH feed is down (injected by the test)")
+        return real_fetch(self, token, interval, start, end)
+
+    monkeypatch.setattr(SyntheticSource, "fetch_ohlcv", fetch)
+
+
 def _task_states(run) -> dict[str, list[str]]:
     states: dict[str, list[str]] = {}
     for ti in sorted(run.get_task_instances(), key=lambda t: (t.task_id, t.map_index)):
@@ -136,17 +149,8 @@ def test_run_lands_candles_and_audit_and_announces_bronze(warehouse_url, bronze_
 
 
 def test_one_failing_symbol_keeps_the_others_and_fails_the_run(
-    warehouse_url, bronze_dag, monkeypatch
+    warehouse_url, bronze_dag, eth_is_down
 ):
-    real_fetch = SyntheticSource.fetch_ohlcv
-
-    def eth_is_down(self, token, interval, start, end):
-        if token.symbol == "ETH":
-            raise SourceUnavailable("synthetic", "ETH feed is down (injected by the test)")
-        return real_fetch(self, token, interval, start, end)
-
-    monkeypatch.setattr(SyntheticSource, "fetch_ohlcv", eth_is_down)
-
     run = bronze_dag.test(run_conf=RUN_CONF)
 
     assert run.state == "failed"
@@ -190,19 +194,10 @@ def test_one_failing_symbol_keeps_the_others_and_fails_the_run(
 
 
 def test_a_failing_symbol_inside_a_grouped_request_keeps_its_group(
-    warehouse_url, bronze_dag, monkeypatch
+    warehouse_url, bronze_dag, eth_is_down, monkeypatch
 ):
     monkeypatch.setenv("CRYPTO_INGESTION__SYMBOLS_PER_REQUEST", "8")
     get_settings.cache_clear()
-    real_fetch = SyntheticSource.fetch_ohlcv
-
-    def eth_is_down(self, token, interval, start, end):
-        if token.symbol == "ETH":
-            raise SourceUnavailable("synthetic", "ETH feed is down (injected by the test)")
-        return real_fetch(self, token, interval, start, end)
-
-    monkeypatch.setattr(SyntheticSource, "fetch_ohlcv", eth_is_down)
-
     run = bronze_dag.test(run_conf=RUN_CONF)
 
     assert run.state == "failed"

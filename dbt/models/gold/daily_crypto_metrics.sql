@@ -74,11 +74,7 @@ market_snapshots as (
 
 watermark as (
 
-    -- less the ingestion lag tolerance: a long bronze load commits after its own stamp
-    select
-        coalesce(max(_source_ingested_at), '-infinity'::timestamptz)
-            - interval '{{ var("ingestion_lag_tolerance", "1 hour") }}' as ingested_at
-    from {{ this }}
+    {{ gold_ingestion_watermark() }}
 
 ),
 

@@ -52,20 +52,13 @@ anchors as (
 
 watermark as (
 
-    -- less the ingestion lag tolerance: a long bronze load commits after its own stamp
-    select
-        coalesce(max(_source_ingested_at), '-infinity'::timestamptz)
-            - interval '{{ var("ingestion_lag_tolerance", "1 hour") }}' as ingested_at
-    from {{ this }}
+    {{ gold_ingestion_watermark() }}
 
 ),
 
 recompute_from as (
 
-    select min(daily.date) as from_date
-    from daily
-    cross join watermark
-    where daily._source_ingested_at > watermark.ingested_at
+    {{ gold_recompute_from('daily') }}
 
 ),
 
