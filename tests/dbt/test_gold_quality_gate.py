@@ -26,7 +26,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from crypto_analytics.errors import DataQualityError
+from crypto_analytics.errors import DataQualityError, TransformError
 
 pytestmark = [pytest.mark.integration, pytest.mark.shared_data]
 
@@ -184,3 +184,39 @@ def test_failing_silver_test_leaves_gold_unbuilt_and_unchanged(
     assert newest_gold_day(url) == (BAD_DAY.date(),)
     passed = watermark_of(url, "silver.crypto_prices_cleaned")
     assert passed is not None and passed > first_pass
+
+
+def test_a_contract_violation_fails_silver_and_leaves_gold_unbuilt(
+    fresh_database: Callable[[], str],
+    bronze_loader: Callable[[str], Any],
+    dbt_factory: Callable[[str], Any],
+) -> None:
+    """Checks enforced by silver's contract (here volume >= 0) stop the write itself: the model
+    fails, nothing of the bad day lands in silver, and gold is skipped, unchanged."""
+    url = fresh_database()
+    loader = bronze_loader(url)
+    dbt = dbt_factory(url)
+    loader.binance_daily(SYMBOLS, start="2024-01-01", end=LAST_GOOD_DAY)
+    with psycopg.connect(url) as conn:
+        conn.execute(
+            "update bronze.raw_crypto_prices"
+            " set _ingested_at = \"timestamp\" + interval '1 day 5 minutes'"
+        )
+    dbt("build")
+    before = gold_contents(url)
+
+    next_day = pd.concat(loader.binance_daily_frame(s) for s in SYMBOLS)
+    next_day = next_day[next_day["timestamp"] == BAD_DAY].copy()
+    next_day.loc[next_day["symbol"] == "SOL", "volume"] = -5.0
+    loader.write_ohlcv(next_day, "binance", "1d")
+
+    with pytest.raises(TransformError, match="crypto_prices_cleaned") as failed:
+        dbt("build")
+    assert "volume" in str(failed.value)
+    assert newest_gold_day(url) == (LAST_GOOD_DAY.date(),)
+    assert gold_contents(url) == before
+    with psycopg.connect(url) as conn:
+        assert conn.execute(
+            'select count(*) from silver.crypto_prices_cleaned where "timestamp" = %s',
+            (BAD_DAY.to_pydatetime(),),
+        ).fetchone() == (0,)
