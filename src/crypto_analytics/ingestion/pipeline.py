@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from crypto_analytics.config import Settings, Token, get_settings
+from crypto_analytics.config import Settings, Token, get_settings, tokens_for_source
 from crypto_analytics.errors import (
     ConfigError,
     DatasetNotSupported,
@@ -89,14 +89,7 @@ def served_tokens(source_name: str, tokens: list[Token]) -> list[Token]:
     key = SOURCES[source_name].token_key
     if key is None:
         return list(tokens)
-    served = []
-    for token in tokens:
-        try:
-            token.source_id(key)
-            served.append(token)
-        except SymbolUnavailable as skipped:
-            log.info("%s: %s", source_name, skipped)
-    return served
+    return [token for token, _ in tokens_for_source(tokens, key)]
 
 
 def _window(
