@@ -21,16 +21,22 @@ help: ## List the targets
 
 venv: $(VENV)/.installed ## Create/refresh the virtual environment from requirements.txt
 
+# torch is locked as its CPU build (2.13.0+cpu). uv does not read pip's configuration, so it gets
+# pip's find-links directory when one is configured (machines with the wheel on disk), otherwise
+# PyTorch's CPU index; without either it would resolve the multi-GB CUDA build.
+TORCH_LINKS := $(or $(PIP_FIND_LINKS),$(shell pip config get global.find-links 2>/dev/null))
+UV_TORCH := $(if $(TORCH_LINKS),--find-links $(TORCH_LINKS),--extra-index-url https://download.pytorch.org/whl/cpu --index-strategy unsafe-best-match)
+
 $(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check uv
-	$(BIN)/uv pip sync -q --python $(PY) requirements.txt
+	$(BIN)/uv pip sync -q --python $(PY) $(UV_TORCH) requirements.txt
 	$(BIN)/uv pip install -q --python $(PY) --no-deps -e .
 	touch $@
 
 lock: ## Re-resolve requirements.in into the pinned lock requirements.txt
 	$(PY) -m pip install -q uv
-	$(BIN)/uv pip compile -q requirements.in -o requirements.txt --python-version 3.11
+	$(BIN)/uv pip compile -q requirements.in -o requirements.txt --python-version 3.11 $(UV_TORCH)
 
 demo: venv ## Offline end to end: warehouse, synthetic ingestion, summary
 	$(CLI) demo

@@ -14,7 +14,7 @@ one-hour ingestion lag tolerance and the incremental build would redo everything
 
 Parse and both builds run in the scheduled (Airflow) mode, the production command:
 `dbt build --exclude-resource-type unit_test --vars '{"incremental_tests": true}'`
-(crypto_analytics.transform.SCHEDULED_DBT_VARS). With that var the data tests of the large
+(crypto_analytics.dbt_runner.SCHEDULED_DBT_VARS). With that var the data tests of the large
 incremental tables read only the rows no passing test run has checked yet
 (dbt/macros/tests/untested_rows.sql): the full build still tests every row (all are new), the
 incremental one the rows it wrote. `--all-rows` times the mode of builds run by hand instead
@@ -41,11 +41,12 @@ import psycopg
 from psycopg import sql
 
 from crypto_analytics.config import Settings, Token, get_settings
+from crypto_analytics.contract import SCHEDULED_DBT_VARS
+from crypto_analytics.dbt_runner import run_dbt, vars_args
 from crypto_analytics.ingestion.frames import Dataset
 from crypto_analytics.ingestion.loader import write_batch
 from crypto_analytics.ingestion.sources.synthetic import SyntheticSource
-from crypto_analytics.schema import init_database
-from crypto_analytics.transform import SCHEDULED_DBT_VARS, run_dbt, vars_args
+from crypto_analytics.migrations.runner import init_database
 from crypto_analytics.warehouse import database_url, url_for_database
 
 log = logging.getLogger("bench_dbt")

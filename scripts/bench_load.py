@@ -39,7 +39,7 @@ from crypto_analytics.config import get_settings
 from crypto_analytics.ingestion.frames import COLUMNS, NATURAL_KEY, Dataset, conform
 from crypto_analytics.ingestion.loader import bronze_column_types, order_by_key, write_batch
 from crypto_analytics.ingestion.pgcopy import encode_frame
-from crypto_analytics.schema import init_database
+from crypto_analytics.migrations.runner import init_database
 from crypto_analytics.warehouse import database_url, url_for_database
 
 TARGET_RATIO = 0.5

@@ -18,7 +18,7 @@ import pytest
 from psycopg import sql
 
 from crypto_analytics.config import Settings, get_settings
-from crypto_analytics.schema import init_database
+from crypto_analytics.migrations.runner import init_database
 from crypto_analytics.warehouse import url_for_database
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -74,9 +74,7 @@ def _template_database() -> Iterator[str]:
 
 
 @pytest.fixture
-def warehouse_url(
-    _template_database: str, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[str]:
+def warehouse_url(_template_database: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """URL of a fresh, migrated warehouse database for this test; CRYPTO_DATABASE_URL points at it."""
     server = _server_url()
     assert server
@@ -95,3 +93,65 @@ def warehouse_url(
         admin.execute(
             sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
         )
+
+
+class RecordingSmtpHandler:
+    """aiosmtpd handler that keeps every message it accepts (envelope and parsed message)."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[object, object]] = []
+        #: Answer the next N DATA commands with this reply instead of accepting (fault tests).
+        self.reject_next: list[str] = []
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's hook name)
+        from email import message_from_bytes, policy
+
+        if self.reject_next:
+            return self.reject_next.pop(0)
+        self.messages.append(
+            (envelope, message_from_bytes(envelope.content, policy=policy.default))
+        )
+        return "250 Message accepted for delivery"
+
+
+@pytest.fixture
+def smtp_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[RecordingSmtpHandler]:
+    """A real SMTP server on localhost (aiosmtpd) with AUTH (user `reporter`, password
+    `s3cret-pw`), and the settings pointed at it with security `none`."""
+    import socket
+
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import AuthResult, LoginPassword
+
+    def authenticate(server, session, envelope, mechanism, auth_data):
+        ok = isinstance(auth_data, LoginPassword) and (
+            auth_data.login,
+            auth_data.password,
+        ) == (b"reporter", b"s3cret-pw")
+        return AuthResult(success=ok, handled=False)
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    handler = RecordingSmtpHandler()
+    controller = Controller(
+        handler,
+        hostname="127.0.0.1",
+        port=port,
+        authenticator=authenticate,
+        auth_require_tls=False,
+    )
+    controller.start()
+    monkeypatch.setenv("CRYPTO_NOTIFICATIONS__SMTP__HOST", "127.0.0.1")
+    monkeypatch.setenv("CRYPTO_NOTIFICATIONS__SMTP__PORT", str(port))
+    monkeypatch.setenv("CRYPTO_NOTIFICATIONS__SMTP__SECURITY", "none")
+    monkeypatch.setenv("CRYPTO_NOTIFICATIONS__SMTP__USERNAME", "reporter")
+    monkeypatch.setenv("CRYPTO_NOTIFICATIONS__SMTP__RECIPIENTS", '["quant@example.com"]')
+    monkeypatch.setenv("CRYPTO_NOTIFICATIONS__SMTP__RETRY_BASE_SECONDS", "0")
+    monkeypatch.setenv("SMTP_PASSWORD", "s3cret-pw")
+    get_settings.cache_clear()
+    try:
+        yield handler
+    finally:
+        controller.stop()
+        get_settings.cache_clear()

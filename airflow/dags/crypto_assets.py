@@ -5,30 +5,21 @@ them, so importing from here costs nothing and the URIs can never drift apart be
 that emits an Asset and the file scheduled on it. `.airflowignore` keeps the parser from treating
 this file as a DAG file.
 
-The URIs name the logical warehouse (`warehouse:5432/crypto`), not a connection: the same
-deployment is reached through CRYPTO_DATABASE_URL or the embedded server's Unix socket, and an
-Asset's identity must not change with that. Postgres Asset URIs must have the shape
-postgres://host:port/database/schema/table, so each layer is named by its main table.
+The URIs themselves live in `crypto_analytics.contract` (plain values, no heavy imports), which
+the package reads too.
 """
 
 from __future__ import annotations
 
 from airflow.sdk import Asset
 
-BRONZE = Asset(
-    name="crypto_bronze",
-    uri="postgres://warehouse:5432/crypto/bronze/raw_crypto_prices",
-    group="crypto_warehouse",
+from crypto_analytics.contract import (
+    ASSET_GROUP,
+    BRONZE_ASSET_URI,
+    GOLD_ASSET_URI,
+    SILVER_ASSET_URI,
 )
 
-SILVER = Asset(
-    name="crypto_silver",
-    uri="postgres://warehouse:5432/crypto/silver/crypto_prices_cleaned",
-    group="crypto_warehouse",
-)
-
-GOLD = Asset(
-    name="crypto_gold",
-    uri="postgres://warehouse:5432/crypto/gold/daily_crypto_metrics",
-    group="crypto_warehouse",
-)
+BRONZE = Asset(name="crypto_bronze", uri=BRONZE_ASSET_URI, group=ASSET_GROUP)
+SILVER = Asset(name="crypto_silver", uri=SILVER_ASSET_URI, group=ASSET_GROUP)
+GOLD = Asset(name="crypto_gold", uri=GOLD_ASSET_URI, group=ASSET_GROUP)

@@ -14,7 +14,7 @@ Why these choices:
   once and never before the models it reads are built (tests/dags checks this on the manifest).
 - The profile is dbt/profiles.yml, which reads only DBT_* variables. They are filled right before
   each task runs from the platform's one warehouse setting (CRYPTO_DATABASE_URL, or the embedded
-  server) by `crypto_analytics.transform.dbt_env`, so no connection details live in Airflow.
+  server) by `crypto_analytics.dbt_runner.dbt_env`, so no connection details live in Airflow.
 
 `.airflowignore` keeps the parser from treating this module as a DAG file.
 """
@@ -40,7 +40,7 @@ from cosmos.constants import (
     TestIndirectSelection,
 )
 
-#: The dbt project: $DBT_PROJECT_DIR (as crypto_analytics.transform reads it), else <repo>/dbt.
+#: The dbt project: $DBT_PROJECT_DIR (as crypto_analytics.dbt_runner reads it), else <repo>/dbt.
 DBT_PROJECT_DIR = Path(
     os.environ.get("DBT_PROJECT_DIR") or Path(__file__).resolve().parents[2] / "dbt"
 )
@@ -48,7 +48,7 @@ MANIFEST_PATH = DBT_PROJECT_DIR / "target" / "manifest.json"
 MANIFEST_COMMAND = "python -m crypto_analytics.airflow_local manifest"
 #: What scheduled builds pass to dbt: data tests of the large tables read only rows no passing
 #: run has tested yet (dbt/macros/tests/untested_rows.sql). A literal, not an import, to keep
-#: parsing free of the package; it must equal crypto_analytics.transform.SCHEDULED_DBT_VARS
+#: parsing free of the package; it must equal crypto_analytics.dbt_runner.SCHEDULED_DBT_VARS
 #: (tests/dags checks), and the manifest is parsed with the same vars.
 SCHEDULED_DBT_VARS: dict[str, Any] = {"incremental_tests": True}
 
@@ -59,7 +59,7 @@ def point_dbt_at_warehouse(context: Any) -> None:
     Cosmos passes the process environment to dbt, so dbt connects to the same warehouse as the
     ingestion tasks, whether that is CRYPTO_DATABASE_URL or the embedded server's Unix socket.
     """
-    from crypto_analytics.transform import dbt_env
+    from crypto_analytics.dbt_runner import dbt_env
 
     os.environ.update(dbt_env())
 

@@ -10,7 +10,7 @@ metrics, correlations, the data-quality summary) from the pre-built manifest
 mart built and every test passed.
 
 dbt connects to the platform's warehouse (CRYPTO_DATABASE_URL, or the embedded server) through the
-DBT_* variables `crypto_analytics.transform.dbt_env` fills before each task. After changing the
+DBT_* variables `crypto_analytics.dbt_runner.dbt_env` fills before each task. After changing the
 dbt project, rebuild the manifest: `python -m crypto_analytics.airflow_local manifest`.
 """
 

@@ -11,7 +11,7 @@ candles, returns and risk, technical indicators, the token universe) from the pr
 model built and every test passed: gold never reads a silver layer that failed its tests.
 
 dbt connects to the platform's warehouse (CRYPTO_DATABASE_URL, or the embedded server) through the
-DBT_* variables `crypto_analytics.transform.dbt_env` fills before each task. After changing the
+DBT_* variables `crypto_analytics.dbt_runner.dbt_env` fills before each task. After changing the
 dbt project, rebuild the manifest: `python -m crypto_analytics.airflow_local manifest`.
 """
 

@@ -180,14 +180,14 @@ _DBT_INPUTS = ("models", "macros", "tests", "seeds", "snapshots", "analyses")
 
 
 def dbt_manifest_path(settings: Settings) -> Path:
-    from crypto_analytics.transform import project_dir
+    from crypto_analytics.dbt_runner import project_dir
 
     return project_dir(settings) / "target" / "manifest.json"
 
 
 def dbt_manifest_is_stale(settings: Settings) -> bool:
     """True when the manifest is missing or older than any file of the dbt project."""
-    from crypto_analytics.transform import project_dir
+    from crypto_analytics.dbt_runner import project_dir
 
     manifest = dbt_manifest_path(settings)
     if not manifest.is_file():
@@ -203,7 +203,8 @@ def dbt_manifest_is_stale(settings: Settings) -> bool:
 
 def build_dbt_manifest(settings: Settings, url: str | None = None) -> Path:
     """`dbt parse` into dbt/target: the manifest Cosmos renders the silver and gold DAGs from."""
-    from crypto_analytics.transform import SCHEDULED_DBT_VARS, project_dir, run_dbt, vars_args
+    from crypto_analytics.contract import SCHEDULED_DBT_VARS
+    from crypto_analytics.dbt_runner import project_dir, run_dbt, vars_args
 
     target = project_dir(settings) / "target"
     connection = url or os.environ.get("CRYPTO_DATABASE_URL") or _PARSE_ONLY_URL
@@ -286,7 +287,7 @@ def _tail(path: Path, lines: int = 25) -> str:
 
 def prepare(settings: Settings) -> tuple[Layout, dict[str, str]]:
     """Warehouse migrated, metadata database present and migrated; returns the component env."""
-    from crypto_analytics.schema import init_database
+    from crypto_analytics.migrations.runner import init_database
     from crypto_analytics.warehouse import connect, database_url, ensure_database
 
     lay = layout(settings)

@@ -77,7 +77,7 @@ def _parse_time(value: str, option: str) -> datetime:
 def db_init() -> None:
     """Create schemas bronze/silver/gold and the bronze tables; publish the token universe."""
     from crypto_analytics.config import get_settings
-    from crypto_analytics.schema import init_database
+    from crypto_analytics.migrations.runner import init_database
     from crypto_analytics.warehouse import connect, database_url
 
     try:
@@ -213,7 +213,7 @@ def dbt(ctx: typer.Context) -> None:
     The dbt profile reads only environment variables; this fills them from CRYPTO_DATABASE_URL
     or the embedded server, so dbt always targets the same warehouse as ingestion.
     """
-    from crypto_analytics.transform import run_dbt
+    from crypto_analytics.dbt_runner import run_dbt
 
     if not ctx.args:
         raise _fail("give a dbt command, e.g. `crypto-analytics dbt build --select silver+`")
@@ -256,8 +256,8 @@ def demo(
         raise _fail(str(exc)) from exc
     _run(requests, progress=True)
     summary()
+    from crypto_analytics.dbt_runner import run_dbt
     from crypto_analytics.reporting import layer_summary
-    from crypto_analytics.transform import run_dbt
 
     typer.echo("building silver and gold with dbt (models and tests)...")
     try:

@@ -15,7 +15,15 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -35,7 +43,13 @@ SOURCE_KEYS: tuple[SourceKey, ...] = ("yahoo", "coingecko", "exchange")
 CONFIG_ENV_VAR = "CRYPTO_CONFIG_FILE"
 
 
-class Token(BaseModel):
+class StrictModel(BaseModel):
+    """Base of every settings section: an unknown (e.g. misspelt) key is an error, not ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Token(StrictModel):
     """One token of the universe with its id on each source, or the reason a source lacks it."""
 
     symbol: str
@@ -75,19 +89,19 @@ class Token(BaseModel):
         return value
 
 
-class YahooConfig(BaseModel):
+class YahooConfig(StrictModel):
     intervals: list[str] = ["1d", "1h"]
     intraday_history_days: dict[str, int] = {}
 
 
-class CoinGeckoConfig(BaseModel):
+class CoinGeckoConfig(StrictModel):
     vs_currency: str = "usd"
     plan: Literal["keyless", "demo", "pro"] = "keyless"
     requests_per_minute: dict[str, float] = {"keyless": 10, "demo": 30, "pro": 500}
     keyless_history_days: int = 365
 
 
-class ExchangeConfig(BaseModel):
+class ExchangeConfig(StrictModel):
     exchange_id: str = "binance"
     intervals: list[str] = ["1d", "1h"]
     page_limit: int = Field(1000, gt=0, le=1000)
@@ -96,18 +110,18 @@ class ExchangeConfig(BaseModel):
     fallback_exchange_id: str | None = None
 
 
-class BinanceArchiveConfig(BaseModel):
+class BinanceArchiveConfig(StrictModel):
     base_url: str = "https://data.binance.vision"
     market: Literal["spot"] = "spot"
 
 
-class SyntheticConfig(BaseModel):
+class SyntheticConfig(StrictModel):
     seed: int = 42
     intervals: list[str] = ["1d", "1h"]
     start: date = date(2020, 1, 1)
 
 
-class SourcesConfig(BaseModel):
+class SourcesConfig(StrictModel):
     yahoo: YahooConfig = YahooConfig()
     coingecko: CoinGeckoConfig = CoinGeckoConfig()
     exchange: ExchangeConfig = ExchangeConfig()
@@ -115,7 +129,7 @@ class SourcesConfig(BaseModel):
     synthetic: SyntheticConfig = SyntheticConfig()
 
 
-class IngestionConfig(BaseModel):
+class IngestionConfig(StrictModel):
     default_sources: list[str] = ["exchange", "coingecko", "yahoo"]
     initial_lookback_days: int = Field(30, gt=0)
     http_timeout_seconds: float = Field(20, gt=0)
@@ -126,6 +140,30 @@ class IngestionConfig(BaseModel):
     retry_max_seconds: float = Field(60.0, ge=0)
     #: A batch quarantining more than this share of its rows fails the bronze quality check.
     max_quarantine_ratio: float = Field(0.05, ge=0, le=1)
+
+
+class SmtpConfig(StrictModel):
+    """Where e-mail goes (rebalancing reports, alerts). No host means e-mail is switched off.
+
+    The password is a secret and comes only from the environment (SMTP_PASSWORD)."""
+
+    host: str | None = None
+    port: int = Field(587, gt=0, lt=65536)
+    #: starttls: plain connection upgraded with STARTTLS (port 587); ssl: TLS from the first byte
+    #: (port 465); none: no encryption (a local relay or a test server only).
+    security: Literal["starttls", "ssl", "none"] = "starttls"
+    username: str | None = None
+    sender: str = "crypto-analytics@localhost"
+    recipients: list[str] = []
+    timeout_seconds: float = Field(20, gt=0)
+    #: Attempts per message before the send fails (transient errors only: refused connections,
+    #: timeouts, 4xx answers); authentication and address errors fail at once.
+    max_attempts: int = Field(3, ge=1)
+    retry_base_seconds: float = Field(2.0, ge=0)
+
+
+class NotificationsConfig(StrictModel):
+    smtp: SmtpConfig = SmtpConfig()
 
 
 def find_config_file() -> Path:
@@ -160,9 +198,11 @@ class Settings(BaseSettings):
     data_dir: Path = Path(".data")
     lake_dir: Path = Path("data/lake")
     coingecko_api_key: SecretStr | None = Field(None, validation_alias="COINGECKO_API_KEY")
+    smtp_password: SecretStr | None = Field(None, validation_alias="SMTP_PASSWORD")
     tokens: list[Token]
     sources: SourcesConfig = SourcesConfig()
     ingestion: IngestionConfig = IngestionConfig()
+    notifications: NotificationsConfig = NotificationsConfig()
     schedules: dict[str, str] = {}
 
     @classmethod

@@ -66,3 +66,7 @@ class DataQualityError(CryptoAnalyticsError):
 
 class TransformError(CryptoAnalyticsError):
     """dbt could not run (bad project, unreachable warehouse, a model's SQL or a unit test failed)."""
+
+
+class NotificationError(CryptoAnalyticsError):
+    """A notification (e-mail, webhook) could not be delivered; what it carried is kept elsewhere."""

@@ -123,7 +123,7 @@ _HEAVY = (
     "yfinance",
     "pycoingecko",
     "crypto_analytics.ingestion",
-    "crypto_analytics.transform",
+    "crypto_analytics.dbt_runner",
     "dbt.",
 )
 
@@ -255,6 +255,6 @@ def test_scheduled_dbt_builds_pass_the_platform_s_scheduled_vars():
     """The cosmos DAGs keep a literal copy (no package import at parse time): it must not drift."""
     import crypto_dbt
 
-    from crypto_analytics.transform import SCHEDULED_DBT_VARS
+    from crypto_analytics.contract import SCHEDULED_DBT_VARS
 
     assert crypto_dbt.SCHEDULED_DBT_VARS == SCHEDULED_DBT_VARS

@@ -11,7 +11,7 @@ from datetime import date
 
 import pytest
 
-from crypto_analytics.transform import dbt_env
+from crypto_analytics.dbt_runner import dbt_env
 from crypto_analytics.warehouse import connect
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

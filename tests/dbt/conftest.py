@@ -32,7 +32,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from crypto_analytics.transform import SCHEDULED_DBT_VARS, run_dbt, vars_args
+from crypto_analytics.contract import SCHEDULED_DBT_VARS
+from crypto_analytics.dbt_runner import run_dbt, vars_args
 from crypto_analytics.warehouse import url_for_database
 
 #: Tokens with daily Binance klines in daily/binance_recent_rongyouwow (BTC/ETH from 2017-08,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from crypto_analytics.config import get_settings
-from crypto_analytics.schema import init_database
+from crypto_analytics.migrations.runner import init_database
 from crypto_analytics.warehouse import connect, database_url, stop_embedded
 
 pytestmark = pytest.mark.integration

@@ -1,4 +1,4 @@
-"""crypto_analytics.transform: dbt's connection comes from the one warehouse setting."""
+"""crypto_analytics.dbt_runner: dbt's connection comes from the one warehouse setting."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from crypto_analytics.dbt_runner import _with_project_flags, dbt_env, project_dir
 from crypto_analytics.errors import ConfigError
-from crypto_analytics.transform import _with_project_flags, dbt_env, project_dir
 
 
 def test_dbt_env_from_a_tcp_url(monkeypatch):

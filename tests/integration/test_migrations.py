@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from crypto_analytics.errors import ConfigError
-from crypto_analytics.schema import Migration, init_database, migrate
+from crypto_analytics.migrations.runner import Migration, init_database, migrate
 from crypto_analytics.warehouse import connect
 
 pytestmark = pytest.mark.integration
@@ -32,10 +32,10 @@ def test_init_creates_layers_and_tables_and_reruns_cleanly(warehouse_url, settin
 
 
 def test_edited_migration_is_refused(warehouse_url, monkeypatch):
-    from crypto_analytics import schema
+    from crypto_analytics.migrations import runner
 
-    real = schema.available_migrations()
+    real = runner.available_migrations()
     edited = [Migration(m.version, m.name, m.sql + "\n-- edited") for m in real]
-    monkeypatch.setattr(schema, "available_migrations", lambda: edited)
+    monkeypatch.setattr(runner, "available_migrations", lambda: edited)
     with connect(warehouse_url) as conn, pytest.raises(ConfigError, match="edited after it was applied"):
         migrate(conn)

@@ -27,12 +27,6 @@ log = logging.getLogger(__name__)
 PROJECT_DIR_ENV = "DBT_PROJECT_DIR"
 DEFAULT_THREADS = "2"
 
-#: dbt vars of the scheduled builds (the Airflow silver and gold DAGs): the data tests of the large
-#: incremental tables check only the rows that no passing test run has checked yet, instead of
-#: re-reading years of history every run (dbt/macros/tests/untested_rows.sql). Builds run by hand
-#: leave it out and test every row.
-SCHEDULED_DBT_VARS: dict[str, bool] = {"incremental_tests": True}
-
 # dbtRunner reads the profile's env_var()s from os.environ, which is process-wide: serialise.
 _ENV_LOCK = threading.Lock()
 

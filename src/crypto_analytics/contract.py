@@ -1,0 +1,35 @@
+"""Facts the DAG files, the packages and the dashboard must agree on, written once.
+
+Why a module of plain values: DAG files import it at parse time, so it must stay free of heavy
+imports (no pandas, no airflow, no I/O); the packages import it so a value such as an Asset URI
+or the number of periods in a crypto year can never drift between the file that emits something
+and the code that reads it.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any, Final
+
+#: Crypto markets never close: annualise daily figures with 365 periods, not 252.
+PERIODS_PER_YEAR: Final = 365
+
+#: Asset URIs that chain the DAGs. They name the logical warehouse (`warehouse:5432/crypto`), not a
+#: connection, so an Asset's identity does not change between CRYPTO_DATABASE_URL and the embedded
+#: server. Postgres Asset URIs must be postgres://host:port/database/schema/table.
+ASSET_GROUP: Final = "crypto_warehouse"
+BRONZE_ASSET_URI: Final = "postgres://warehouse:5432/crypto/bronze/raw_crypto_prices"
+SILVER_ASSET_URI: Final = "postgres://warehouse:5432/crypto/silver/crypto_prices_cleaned"
+GOLD_ASSET_URI: Final = "postgres://warehouse:5432/crypto/gold/daily_crypto_metrics"
+
+#: dbt vars of the scheduled builds (the Airflow silver and gold DAGs): the data tests of the large
+#: incremental tables check only the rows no passing test run has checked yet
+#: (dbt/macros/tests/untested_rows.sql). Builds run by hand leave them out and test every row.
+SCHEDULED_DBT_VARS: Final[dict[str, Any]] = {"incremental_tests": True}
+
+#: Default arguments every DAG starts from (a DAG may override retry_delay for its own reasons).
+DEFAULT_TASK_ARGS: Final[dict[str, Any]] = {
+    "owner": "data-platform",
+    "retries": 2,
+    "retry_delay": timedelta(minutes=1),
+}

@@ -1,0 +1,1 @@
+"""Outbound notifications: e-mail over SMTP (and webhooks) for reports and alerts."""
