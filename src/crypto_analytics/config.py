@@ -166,6 +166,99 @@ class NotificationsConfig(StrictModel):
     smtp: SmtpConfig = SmtpConfig()
 
 
+#: Portfolio strategies the optimiser computes (crypto_ml.portfolio.optimizers).
+PortfolioStrategy = Literal["max_sharpe", "min_volatility", "hrp", "equal_weight"]
+
+
+class PortfolioMonteCarloConfig(StrictModel):
+    """Random long-only portfolios for the picture, and scenarios for Monte Carlo VaR/CVaR."""
+
+    portfolios: int = Field(10_000, ge=100)
+    #: Of those, how many are stored for display (gold.monte_carlo_portfolios).
+    display_sample: int = Field(2_000, ge=10)
+    #: Weights ~ Dirichlet(alpha): 1 is uniform over the simplex; below 1 gives sparser portfolios.
+    dirichlet_alpha: float = Field(1.0, gt=0)
+    #: Daily return scenarios drawn from N(mu, Sigma) for Monte Carlo VaR/CVaR.
+    var_scenarios: int = Field(10_000, ge=1_000)
+    seed: int = 42
+
+
+class PortfolioBacktestConfig(StrictModel):
+    """Walk-forward backtest: weekly rebalancing using only data before each rebalance date."""
+
+    #: Days of history the backtest covers, ending the day before the run date.
+    lookback_days: int = Field(730, ge=30)
+    rebalance_weekday: Literal[
+        "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"
+    ] = "monday"
+    strategies: list[PortfolioStrategy] = ["max_sharpe", "min_volatility", "hrp", "equal_weight"]
+    #: Single-asset buy-and-hold benchmark (strategy `<symbol>_only`, e.g. btc_only).
+    benchmark_symbol: str = "BTC"
+
+
+class PortfolioRebalancingConfig(StrictModel):
+    """How the weekly report turns target weights into trades for the user's holdings."""
+
+    target_strategy: PortfolioStrategy = "max_sharpe"
+    #: No trade while |current - target| is within max(band_absolute, band_relative x target).
+    band_absolute: float = Field(0.02, ge=0, le=1)
+    band_relative: float = Field(0.25, ge=0)
+    holdings_file: Path = Path("config/holdings.yaml")
+    reports_dir: Path = Path("data/reports")
+
+
+class PortfolioConfig(StrictModel):
+    """Inputs, constraints and outputs of the portfolio optimisation (crypto_ml.portfolio)."""
+
+    #: Tokens to consider; empty = the whole universe.
+    symbols: list[str] = []
+    window_days: int = Field(365, ge=30)
+    #: A token with fewer daily returns than this in the window is excluded (with the reason).
+    min_history_days: int = Field(180, ge=20)
+    return_kind: Literal["simple", "log"] = "simple"
+    expected_returns: Literal["mean", "ema", "forecast"] = "mean"
+    ema_span_days: int = Field(60, ge=2)
+    forecast_horizon_days: int = Field(7, ge=1)
+    covariance: Literal["sample", "ledoit_wolf"] = "ledoit_wolf"
+    #: Annual rate, the same units as the annualised expected returns.
+    risk_free_rate: float = Field(0.04, ge=-0.1, le=1)
+    min_weight: float = Field(0.0, ge=0, le=1)
+    max_weight: float = Field(0.35, gt=0, le=1)
+    #: Most a category (Token.category) may hold in total, e.g. {"Meme": 0.1}.
+    category_caps: dict[str, float] = {}
+    #: exclude: never held; cap: together at most stablecoin_cap; include: like any token.
+    stablecoins: Literal["exclude", "cap", "include"] = "exclude"
+    stablecoin_cap: float = Field(0.2, ge=0, le=1)
+    frontier_points: int = Field(50, ge=2, le=500)
+    hrp_linkage: Literal["single", "complete", "average", "ward"] = "single"
+    var_confidence: float = Field(0.95, gt=0.5, lt=1)
+    #: Cost of trading, per unit traded (10 bp = Binance's spot taker fee).
+    transaction_cost_bps: float = Field(10, ge=0, le=1_000)
+    monte_carlo: PortfolioMonteCarloConfig = PortfolioMonteCarloConfig()
+    backtest: PortfolioBacktestConfig = PortfolioBacktestConfig()
+    rebalancing: PortfolioRebalancingConfig = PortfolioRebalancingConfig()
+
+    @field_validator("category_caps")
+    @classmethod
+    def _caps_are_fractions(cls, value: dict[str, float]) -> dict[str, float]:
+        for category, cap in value.items():
+            if not 0 <= cap <= 1:
+                raise ValueError(f"category cap {category}: {cap} must be between 0 and 1")
+        return value
+
+    @model_validator(mode="after")
+    def _bounds_in_order(self) -> PortfolioConfig:
+        if self.min_weight > self.max_weight:
+            raise ValueError(
+                f"min_weight {self.min_weight} is above max_weight {self.max_weight}"
+            )
+        if self.min_history_days > self.window_days:
+            raise ValueError(
+                f"min_history_days {self.min_history_days} exceeds window_days {self.window_days}"
+            )
+        return self
+
+
 def find_config_file() -> Path:
     """CRYPTO_CONFIG_FILE, else the nearest config/config.yaml above the working directory,
     else the one in the source checkout this package was installed from."""
@@ -203,6 +296,7 @@ class Settings(BaseSettings):
     sources: SourcesConfig = SourcesConfig()
     ingestion: IngestionConfig = IngestionConfig()
     notifications: NotificationsConfig = NotificationsConfig()
+    portfolio: PortfolioConfig = PortfolioConfig()
     schedules: dict[str, str] = {}
 
     @classmethod
