@@ -44,7 +44,7 @@ from crypto_analytics.config import Settings, Token, get_settings
 from crypto_analytics.contract import SCHEDULED_DBT_VARS
 from crypto_analytics.dbt_runner import run_dbt, vars_args
 from crypto_analytics.ingestion.frames import Dataset
-from crypto_analytics.ingestion.loader import write_batch
+from crypto_analytics.ingestion.loader import load_batch
 from crypto_analytics.ingestion.sources.synthetic import SyntheticSource
 from crypto_analytics.migrations.runner import init_database
 from crypto_analytics.warehouse import database_url, url_for_database
@@ -63,7 +63,7 @@ def _load(
 ) -> int:
     """One batch through the platform's loader (audit, COPY, watermarks in one transaction)."""
     with psycopg.connect(url, autocommit=True) as conn:
-        report = write_batch(
+        report = load_batch(
             conn,
             batch_id=uuid.uuid4(),
             source_api=source,

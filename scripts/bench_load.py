@@ -2,7 +2,7 @@
 
 Loads synthetic hourly candles (numpy, realistic columns) in a fresh database created for the
 run and dropped afterwards:
-  1. the project's loader (`write_batch`: probe, binary COPY, watermarks, audit, one
+  1. the project's loader (`load_batch`: probe, binary COPY, watermarks, audit, one
      transaction) on new rows, which takes the direct COPY path;
   2. the same batch again: every row is a duplicate and goes through staging + on conflict;
   3. a raw binary COPY of the same rows into a plain table without indexes (the target's
@@ -37,7 +37,7 @@ from sqlalchemy import create_engine
 
 from crypto_analytics.config import get_settings
 from crypto_analytics.ingestion.frames import COLUMNS, NATURAL_KEY, Dataset, conform
-from crypto_analytics.ingestion.loader import bronze_column_types, order_by_key, write_batch
+from crypto_analytics.ingestion.loader import bronze_column_types, order_by_key, load_batch
 from crypto_analytics.ingestion.pgcopy import encode_frame
 from crypto_analytics.migrations.runner import init_database
 from crypto_analytics.warehouse import database_url, url_for_database
@@ -137,7 +137,7 @@ def reset(url: str, *tables: str) -> None:
 
 def loader_run(frame: pd.DataFrame, batch_id: uuid.UUID) -> Callable[[psycopg.Connection], object]:
     def work(conn: psycopg.Connection) -> object:
-        report = write_batch(
+        report = load_batch(
             conn,
             batch_id=batch_id,
             source_api=SOURCE,
@@ -251,7 +251,7 @@ def main() -> None:
                 measure(csv, url, csv_copy_run(frame))
         sample = frame.sample(n=min(args.sample, n), random_state=1)
         results = {
-            "loader write_batch, new rows": loader,
+            "loader load_batch, new rows": loader,
             "loader rerun of the same batch, every row a duplicate": rerun,
             "raw binary COPY into an unindexed table": raw,
             "raw binary COPY into a table with bronze's indexes": indexed,

@@ -19,7 +19,7 @@ import pytest
 from crypto_analytics.errors import LoadError
 from crypto_analytics.ingestion import loader, watermarks
 from crypto_analytics.ingestion.frames import Dataset, conform
-from crypto_analytics.ingestion.loader import copy_into_bronze, write_batch
+from crypto_analytics.ingestion.loader import copy_into_bronze, load_batch
 from crypto_analytics.ingestion.sources.binance_format import parse_klines
 from crypto_analytics.warehouse import connect
 
@@ -59,7 +59,7 @@ def conn(warehouse_url: str):
 
 
 def load(conn, frame, batch_id=None, rejected=None, dataset=Dataset.OHLCV, source="binance"):
-    return write_batch(
+    return load_batch(
         conn,
         batch_id=batch_id or uuid.uuid4(),
         source_api=source,
@@ -331,7 +331,7 @@ def test_frames_of_another_source_or_interval_are_refused(conn, shared_data):
     assert statuses == [("failed",), ("failed",)]
 
 
-def test_write_batch_refuses_a_connection_inside_a_transaction(warehouse_url, shared_data):
+def test_load_batch_refuses_a_connection_inside_a_transaction(warehouse_url, shared_data):
     with psycopg.connect(warehouse_url) as conn:  # not autocommit
         conn.execute("select 1")  # opens an implicit transaction
         with pytest.raises(LoadError, match="outside any transaction"):

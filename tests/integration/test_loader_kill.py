@@ -27,7 +27,7 @@ import pytest
 
 from crypto_analytics.ingestion import audit, watermarks
 from crypto_analytics.ingestion.frames import Dataset, conform
-from crypto_analytics.ingestion.loader import write_batch
+from crypto_analytics.ingestion.loader import load_batch
 from crypto_analytics.warehouse import connect
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]  # a child process, 200k rows: ~7 s each
@@ -59,7 +59,7 @@ CHILD = textwrap.dedent(
         loader.encode_frame = paused_encode
     with connect(url, autocommit=True, application_name=app) as conn:
         print("LOADING", flush=True)
-        loader.write_batch(
+        loader.load_batch(
             conn, batch_id=uuid.UUID(batch_id), source_api="synthetic", dataset="ohlcv",
             interval="1h", valid=valid, rejected=rejected, raw_payload_path="manifests/kill.json",
         )
@@ -103,7 +103,7 @@ def rejected_rows(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def load(conn, frame, batch_id, rejected=None):
-    return write_batch(
+    return load_batch(
         conn,
         batch_id=batch_id,
         source_api="synthetic",

@@ -307,7 +307,7 @@ def _symbols(*frames: pd.DataFrame) -> list[str]:
     return sorted(found)
 
 
-def write_batch(
+def load_batch(
     conn: psycopg.Connection,
     *,
     batch_id: uuid.UUID,

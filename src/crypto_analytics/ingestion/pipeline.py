@@ -322,7 +322,7 @@ def load_from_lake(manifest_path: str | Path, *, now: datetime | None = None) ->
     batch, frame = lake.read_batch(Path(manifest_path))
     result = validate(frame, Dataset(batch.dataset), settings, now=now)
     with connect(database_url(settings), autocommit=True) as conn:
-        report = loader.write_batch(
+        report = loader.load_batch(
             conn,
             batch_id=batch.batch_id,
             source_api=batch.source_api,
