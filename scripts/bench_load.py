@@ -37,7 +37,7 @@ from sqlalchemy import create_engine
 
 from crypto_analytics.config import get_settings
 from crypto_analytics.ingestion.frames import COLUMNS, NATURAL_KEY, Dataset, conform
-from crypto_analytics.ingestion.loader import bronze_column_types, order_by_key, load_batch
+from crypto_analytics.ingestion.loader import bronze_column_types, load_batch, order_by_key
 from crypto_analytics.ingestion.pgcopy import encode_frame
 from crypto_analytics.migrations.runner import init_database
 from crypto_analytics.warehouse import database_url, url_for_database
