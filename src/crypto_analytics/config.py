@@ -166,6 +166,18 @@ class NotificationsConfig(StrictModel):
     smtp: SmtpConfig = SmtpConfig()
 
 
+class DashboardConfig(StrictModel):
+    """The Streamlit dashboard (streamlit/app.py). It logs in as the read-only role
+    `dashboard_reader` (password from DASHBOARD_DB_PASSWORD); REDIS_URL selects the shared cache."""
+
+    #: Seconds a query result stays cached (Redis or in-process) unless the gold DAG refreshes it.
+    cache_ttl_seconds: int = Field(300, gt=0)
+    #: How often the live-prices page re-reads its tickers, candles and alerts.
+    live_refresh_seconds: int = Field(60, ge=5)
+    #: The portfolio page re-optimises on the spot for at most this many assets.
+    max_recompute_assets: int = Field(12, ge=2)
+
+
 #: Portfolio strategies the optimiser computes (crypto_ml.portfolio.optimizers).
 PortfolioStrategy = Literal["max_sharpe", "min_volatility", "hrp", "equal_weight"]
 
@@ -292,10 +304,13 @@ class Settings(BaseSettings):
     lake_dir: Path = Path("data/lake")
     coingecko_api_key: SecretStr | None = Field(None, validation_alias="COINGECKO_API_KEY")
     smtp_password: SecretStr | None = Field(None, validation_alias="SMTP_PASSWORD")
+    dashboard_db_password: SecretStr | None = Field(None, validation_alias="DASHBOARD_DB_PASSWORD")
+    redis_url: SecretStr | None = Field(None, validation_alias="REDIS_URL")
     tokens: list[Token]
     sources: SourcesConfig = SourcesConfig()
     ingestion: IngestionConfig = IngestionConfig()
     notifications: NotificationsConfig = NotificationsConfig()
+    dashboard: DashboardConfig = DashboardConfig()
     portfolio: PortfolioConfig = PortfolioConfig()
     schedules: dict[str, str] = {}
 

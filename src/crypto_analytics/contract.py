@@ -33,3 +33,7 @@ DEFAULT_TASK_ARGS: Final[dict[str, Any]] = {
     "retries": 2,
     "retry_delay": timedelta(minutes=1),
 }
+
+#: The login role the dashboard reads gold with (migration 0007_dashboard_reader.sql creates it;
+#: `crypto-analytics db init` sets its password from DASHBOARD_DB_PASSWORD). Roles are per server.
+DASHBOARD_READER_ROLE: Final = "dashboard_reader"

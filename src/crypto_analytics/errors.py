@@ -70,3 +70,7 @@ class TransformError(CryptoAnalyticsError):
 
 class NotificationError(CryptoAnalyticsError):
     """A notification (e-mail, webhook) could not be delivered; what it carried is kept elsewhere."""
+
+
+class CacheUnavailable(CryptoAnalyticsError):
+    """The serving cache (Redis) did not answer; readers compute without it, a refresh fails."""

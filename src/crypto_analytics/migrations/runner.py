@@ -16,6 +16,7 @@ from importlib import resources
 import psycopg
 
 from crypto_analytics.config import Settings
+from crypto_analytics.dashboard_reader import set_reader_password
 from crypto_analytics.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -113,7 +114,9 @@ def publish_universe(conn: psycopg.Connection, settings: Settings) -> int:
 
 
 def init_database(conn: psycopg.Connection, settings: Settings) -> list[int]:
-    """`crypto-analytics db init`: migrations, then the universe. Safe to run any number of times."""
+    """`crypto-analytics db init`: migrations, then the universe, then the dashboard reader's
+    password (DASHBOARD_DB_PASSWORD). Safe to run any number of times."""
     applied = migrate(conn)
     publish_universe(conn, settings)
+    set_reader_password(conn, settings)
     return applied
