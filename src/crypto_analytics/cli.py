@@ -10,11 +10,27 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
+import click
 import typer
+from typer.core import TyperGroup
 
 from crypto_analytics.errors import CryptoAnalyticsError
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+
+class OneLineErrors(TyperGroup):
+    """Any platform error a command (or a sub-app mounted here) lets escape ends as one red
+    `error: ...` line and exit 1, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except CryptoAnalyticsError as exc:
+            raise _fail(str(exc)) from None
+
+
+app = typer.Typer(
+    cls=OneLineErrors, no_args_is_help=True, add_completion=False, help=__doc__
+)
 db_app = typer.Typer(no_args_is_help=True, help="Warehouse set-up.")
 app.add_typer(db_app, name="db")
 
@@ -56,10 +72,14 @@ def main(
     )
     for noisy in ("urllib3", "ccxt", "yfinance", "filelock"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    from crypto_analytics.redaction import install_log_redaction
+
+    install_log_redaction()
 
 
 def _fail(message: str) -> typer.Exit:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    one_line = "; ".join(line.strip(" -") for line in message.splitlines() if line.strip())
+    typer.secho(f"error: {one_line}", fg=typer.colors.RED, err=True)
     return typer.Exit(code=1)
 
 

@@ -20,7 +20,6 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
-    ValidationError,
     field_validator,
     model_validator,
 )
@@ -385,8 +384,10 @@ def tokens_for_source(tokens: list[Token], key: SourceKey) -> list[tuple[Token, 
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """The process-wide settings (cached: call `get_settings.cache_clear()` after changing env)."""
-    try:
-        return Settings()
-    except ValidationError as exc:
-        raise ConfigError(f"invalid configuration:\n{exc}") from exc
+    """The process-wide settings (cached: call `get_settings.cache_clear()` after changing env).
+
+    Every configuration mistake (bad YAML, an unknown key or CRYPTO_* variable, a malformed
+    value) is a one-line ConfigError: see crypto_analytics.config_loading."""
+    from crypto_analytics.config_loading import build_settings
+
+    return build_settings(Settings, find_config_file())

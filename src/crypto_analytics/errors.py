@@ -9,7 +9,16 @@ from __future__ import annotations
 
 
 class CryptoAnalyticsError(Exception):
-    """Base class for every error the platform raises on purpose."""
+    """Base class for every error the platform raises on purpose.
+
+    Its message is redacted when the error is created (crypto_analytics.redaction), so no
+    password, key or token can reach a log line, the audit table or a user's terminal through it.
+    """
+
+    def __init__(self, *args: object) -> None:
+        from crypto_analytics.redaction import redact
+
+        super().__init__(*(redact(a) if isinstance(a, str) else a for a in args))
 
 
 class ConfigError(CryptoAnalyticsError):
