@@ -78,7 +78,8 @@ def main(
 
 
 def _fail(message: str) -> typer.Exit:
-    one_line = "; ".join(line.strip(" -") for line in message.splitlines() if line.strip())
+    lines = (line.strip().removeprefix("- ") for line in message.splitlines())
+    one_line = "; ".join(line for line in lines if line)
     typer.secho(f"error: {one_line}", fg=typer.colors.RED, err=True)
     return typer.Exit(code=1)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from crypto_analytics.config import get_settings
-from crypto_analytics.migrations.runner import init_database
+from crypto_analytics.migrations.runner import available_migrations, init_database
 from crypto_analytics.warehouse import connect, database_url, stop_embedded
 
 pytestmark = pytest.mark.integration
@@ -19,7 +19,8 @@ def test_embedded_server_starts_migrates_and_persists(tmp_path, monkeypatch):
     assert str(tmp_path / "d" / "pg") in url
     try:
         with connect(url) as conn:
-            assert init_database(conn, get_settings()) == [1, 2]
+            every = [m.version for m in available_migrations()]
+            assert init_database(conn, get_settings()) == every
             (count,) = conn.execute("select count(*) from bronze.token_universe").fetchone()
         assert count == 38
         # A second process-level lookup reuses the running server and sees the same data.

@@ -39,3 +39,35 @@ def test_edited_migration_is_refused(warehouse_url, monkeypatch):
     monkeypatch.setattr(runner, "available_migrations", lambda: edited)
     with connect(warehouse_url) as conn, pytest.raises(ConfigError, match="edited after it was applied"):
         migrate(conn)
+
+
+def test_bronze_tables_match_the_dataset_specs(warehouse_url):
+    """The migration SQL is checked against frames.SPECS, the one definition of each dataset:
+    column order, SQL types, nullability and the primary key."""
+    from crypto_analytics.ingestion.frames import LINEAGE_COLUMNS, SPECS
+
+    with connect(warehouse_url) as conn:
+        for spec in SPECS.values():
+            columns = conn.execute(
+                """
+                select a.attname, format_type(a.atttypid, a.atttypmod), not a.attnotnull
+                from pg_attribute a
+                where a.attrelid = to_regclass(%s) and a.attnum > 0 and not a.attisdropped
+                order by a.attnum
+                """,
+                (spec.table,),
+            ).fetchall()
+            expected = [(c.name, c.sql_type, c.nullable) for c in spec.columns]
+            expected += [(name, sql_type, False) for name, sql_type in LINEAGE_COLUMNS.items()]
+            assert columns == expected, spec.table
+            (key,) = conn.execute(
+                """
+                select array_agg(a.attname order by k.ordinality)
+                from pg_index i
+                cross join unnest(i.indkey) with ordinality as k(attnum, ordinality)
+                join pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.attnum
+                where i.indrelid = to_regclass(%s) and i.indisprimary
+                """,
+                (spec.table,),
+            ).fetchone()
+            assert tuple(key) == spec.natural_key, spec.table

@@ -35,7 +35,7 @@ import pyarrow.parquet as pq
 
 from crypto_analytics.config import Settings
 from crypto_analytics.errors import BadPayload, ConfigError
-from crypto_analytics.ingestion.frames import COLUMNS, Dataset, conform
+from crypto_analytics.ingestion.frames import COLUMNS, UNREADABLE_COLUMN, Dataset, conform
 from crypto_analytics.ingestion.sources.base import FetchResult, RawPayload
 
 log = logging.getLogger(__name__)
@@ -424,8 +424,8 @@ def read_batch(manifest_path: Path) -> tuple[LakeBatch, pd.DataFrame]:
             table.schema.field(name).type
         ):
             frame[name] = pd.Series(table.column(name).to_pylist(), dtype=object)
-    if list(frame.columns) == COLUMNS[batch.dataset]:
-        frame = conform(frame, batch.dataset)
+    if [c for c in frame.columns if c != UNREADABLE_COLUMN] == COLUMNS[batch.dataset]:
+        frame = conform(frame, batch.dataset)  # dtypes Parquet does not keep (Int64, string)
     if len(frame) != batch.row_count:
         raise BadPayload(
             _LAKE,

@@ -30,7 +30,18 @@ from pandera.errors import SchemaErrors
 
 from crypto_analytics.config import Settings
 from crypto_analytics.errors import BadPayload, ConfigError
-from crypto_analytics.ingestion.frames import COLUMNS, NATURAL_KEY, Dataset, conform
+from crypto_analytics.ingestion.frames import (
+    COLUMNS,
+    NATURAL_KEY,
+    SPECS,
+    UNREADABLE_COLUMN,
+    Dataset,
+    Kind,
+    coerce,
+    conform,
+    source_label,
+    unreadable_notes,
+)
 from crypto_analytics.intervals import INTERVALS
 
 log = logging.getLogger(__name__)
@@ -39,18 +50,16 @@ REASON_COLUMN = "reason"
 #: Market snapshots and order books have no interval; this much clock skew is tolerated.
 SNAPSHOT_TOLERANCE = timedelta(minutes=5)
 
-_NUMERIC: dict[Dataset, list[str]] = {
-    Dataset.OHLCV: ["open", "high", "low", "close", "volume", "quote_volume"],
-    Dataset.MARKET: ["price", "market_cap", "circulating_supply", "total_volume"],
-    Dataset.ORDERBOOK: ["depth", "best_bid", "best_ask", "spread", "mid"],
-}
 _LEVELS = ("bids", "asks")
-#: Columns that may be null (bronze allows it, and CoinGecko leaves early market caps empty).
-_NULLABLE: dict[Dataset, frozenset[str]] = {
-    Dataset.OHLCV: frozenset({"quote_volume"}),
-    Dataset.MARKET: frozenset({"market_cap", "circulating_supply", "total_volume"}),
-    Dataset.ORDERBOOK: frozenset(),
-}
+
+
+def _numeric(dataset: Dataset) -> list[str]:
+    return SPECS[dataset].of_kind(Kind.NUMBER, Kind.INTEGER)
+
+
+def _nullable(dataset: Dataset) -> frozenset[str]:
+    """Columns that may be null (bronze allows it: frames.SPECS says which)."""
+    return frozenset(c.name for c in SPECS[dataset].columns if c.nullable)
 
 
 @dataclass(frozen=True)
@@ -61,92 +70,6 @@ class ValidationResult:
     rejected: pd.DataFrame
     #: rows failing each check, by check name ("null:open", "high_ge_close", "duplicate", ...)
     counts: dict[str, int]
-
-
-# --- coercion: changed fields fail the batch, bad values fail the row --------------------------
-
-
-def _source_label(frame: pd.DataFrame) -> str:
-    if "source_api" in frame.columns:
-        names = frame["source_api"].dropna().astype(str).unique()
-        if len(names) == 1:
-            return str(names[0])
-    return "validation"
-
-
-def _parse_levels(value: object) -> list[list[float]] | None:
-    """A side of a book as [[price, quantity], ...]; None when it is not one."""
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            return None
-    if not isinstance(value, (list, tuple, np.ndarray)):
-        return None
-    levels: list[list[float]] = []
-    for level in value:
-        if not isinstance(level, (list, tuple, np.ndarray)) or len(level) < 2:
-            return None
-        try:
-            levels.append([float(level[0]), float(level[1])])
-        except (TypeError, ValueError):
-            return None
-    return levels
-
-
-@dataclass
-class _Typed:
-    """The frame coerced to the dataset's types, and where a present value could not be read."""
-
-    frame: pd.DataFrame
-    unreadable: dict[str, np.ndarray]
-
-
-def _coerce(frame: pd.DataFrame, dataset: Dataset, source: str) -> _Typed:
-    columns = COLUMNS[dataset]
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise BadPayload(source, f"{dataset} payload is missing fields: {', '.join(missing)}")
-    typed: dict[str, pd.Series] = {}
-    unreadable: dict[str, np.ndarray] = {}
-    changed: list[str] = []
-    for column in columns:
-        raw = frame[column].reset_index(drop=True)
-        present = raw.notna().to_numpy()
-        values: pd.Series
-        if column == "timestamp":
-            if pd.api.types.is_numeric_dtype(raw.dtype) or pd.api.types.is_bool_dtype(raw.dtype):
-                changed.append(f"timestamp (type {raw.dtype}, expected datetimes)")
-                continue
-            if isinstance(raw.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(raw):
-                values = pd.to_datetime(raw, utc=True)
-            else:
-                # ISO 8601 explicitly: with format inference pandas guesses the format from the
-                # first string and silently turns valid strings of another precision into NaT
-                values = pd.to_datetime(raw, utc=True, errors="coerce", format="ISO8601")
-        elif column in _NUMERIC[dataset]:
-            if pd.api.types.is_bool_dtype(raw.dtype):
-                changed.append(f"{column} (type bool, expected numbers)")
-                continue
-            values = pd.to_numeric(raw, errors="coerce").astype("float64")
-        elif column in _LEVELS:
-            values = pd.Series([_parse_levels(v) for v in raw], dtype=object)
-            values = values.where(values.notna(), None)
-        else:
-            values = raw.astype("string")
-        bad = present & values.isna().to_numpy()
-        if present.any() and bad.sum() == present.sum():
-            example = raw[present].iloc[0]
-            changed.append(f"{column} (type {raw.dtype}, e.g. {example!r})")
-            continue
-        typed[column] = values
-        if bad.any():
-            unreadable[column] = bad
-    if changed:
-        raise BadPayload(
-            source, f"{dataset} payload has fields of an unexpected type: {'; '.join(changed)}"
-        )
-    return _Typed(pd.DataFrame(typed, columns=columns), unreadable)
 
 
 # --- the declarative checks ----------------------------------------------------------------
@@ -340,12 +263,12 @@ def _schema(dataset: Dataset, rules: list[_Rule]) -> pa.DataFrameSchema:
 
     columns: dict[str, pa.Column] = {}
     for column in COLUMNS[dataset]:
-        dtype = "float64" if column in _NUMERIC[dataset] else None
+        dtype = "float64" if column in _numeric(dataset) else None
         column_checks = [check(r) for r in rules if r.column == column]
         columns[column] = pa.Column(
             dtype,
             checks=column_checks,
-            nullable=column in _NULLABLE[dataset],
+            nullable=column in _nullable(dataset),
         )
     frame_checks = [check(r) for r in rules if r.column is None]
     return pa.DataFrameSchema(columns, checks=frame_checks, strict=False, ordered=False)
@@ -404,22 +327,34 @@ def validate(
     now = now or datetime.now(UTC)
     if now.tzinfo is None:
         raise ConfigError(f"now {now.isoformat()} must be timezone-aware (UTC)")
-    source = _source_label(frame)
-    coerced = _coerce(frame, dataset, source)
+    source = source_label(frame)
+    coerced = coerce(frame, dataset, source)
     typed = coerced.frame
     rules = _rules(dataset, settings, now)
     columns = COLUMNS[dataset]
 
-    found: list[_Found] = []
-    for column, bad in coerced.unreadable.items():
-        raw = frame[column].reset_index(drop=True)[bad]
-        wording = _UNREADABLE.get(column, _UNREADABLE_DEFAULT)
-        worded = column + " " + raw.map(lambda v: repr(v)).astype(object) + " " + wording
-        rank = columns.index(column)
-        found.append(
-            (np.flatnonzero(bad), worded.to_numpy(dtype=object), rank, f"unreadable:{column}")
+    # what could not be read: here, or at the source edge (frames.conform's notes in the lake)
+    received: dict[str, dict[int, str]] = unreadable_notes(frame)
+    for column, values in coerced.received.items():
+        positions = np.flatnonzero(coerced.unreadable[column])
+        received.setdefault(column, {}).update(
+            zip(positions.tolist(), (repr(v) for v in values), strict=True)
         )
-    found += _check_failures(typed, dataset, rules, coerced.unreadable, source)
+    unreadable: dict[str, np.ndarray] = {}
+    found: list[_Found] = []
+    for column in columns:
+        if column not in received:
+            continue
+        positions = np.array(sorted(received[column]), dtype=np.int64)
+        mask = np.zeros(len(typed), dtype=bool)
+        mask[positions] = True
+        unreadable[column] = mask
+        wording = _UNREADABLE.get(column, _UNREADABLE_DEFAULT)
+        texts = np.array(
+            [f"{column} {received[column][p]} {wording}" for p in positions], dtype=object
+        )
+        found.append((positions, texts, columns.index(column), f"unreadable:{column}"))
+    found += _check_failures(typed, dataset, rules, unreadable, source)
 
     extra, conflicting = _duplicates(typed, dataset)
     rank = 2 * len(columns) + len(rules)
@@ -517,16 +452,17 @@ def _split(
     found: list[_Found],
     source: str,
 ) -> ValidationResult:
+    received = frame.drop(columns=[UNREADABLE_COLUMN], errors="ignore")
     rejected_mask = np.zeros(len(typed), dtype=bool)
     counts = {name: len(positions) for positions, _, _, name in found if len(positions)}
     found = [entry for entry in found if len(entry[0])]
     if found:
         positions, reasons = _join_reasons(found)
         rejected_mask[positions] = True
-        rejected = frame.iloc[positions].reset_index(drop=True)
+        rejected = received.iloc[positions].reset_index(drop=True)
         rejected[REASON_COLUMN] = reasons
     else:
-        rejected = frame.iloc[0:0].reset_index(drop=True)
+        rejected = received.iloc[0:0].reset_index(drop=True)
         rejected[REASON_COLUMN] = pd.Series(dtype=object)
     valid = conform(typed.loc[~rejected_mask], dataset)
     if len(rejected):

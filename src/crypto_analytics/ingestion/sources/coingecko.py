@@ -38,7 +38,7 @@ from crypto_analytics.errors import (
     SourceUnavailable,
     SymbolUnavailable,
 )
-from crypto_analytics.ingestion.frames import Dataset, conform, empty_frame
+from crypto_analytics.ingestion.frames import Dataset, conform, empty_frame, to_numbers
 from crypto_analytics.ingestion.http import call_with_retries, raise_for_status
 from crypto_analytics.ingestion.rate_budget import RequestBudget, shared_budget
 from crypto_analytics.ingestion.sources.base import FetchResult, RawPayload, Source
@@ -73,28 +73,6 @@ CHART_SERIES: dict[str, str] = {
 }
 
 
-def _number(value: Any) -> float:
-    """A JSON number as float; null or junk becomes NaN so validation can quarantine the row."""
-    if isinstance(value, bool):
-        return math.nan
-    if isinstance(value, int | float):
-        return float(value)
-    return math.nan
-
-
-def _timestamp(value: Any) -> Any:
-    """An ISO-8601 time as a UTC Timestamp (NaT if absent or unreadable), parsed one at a time:
-    vectorised parsing infers one format from the first value and would turn a later value of
-    another precision into NaT unnoticed."""
-    if not isinstance(value, str):
-        return pd.NaT
-    try:
-        stamp = pd.Timestamp(value)
-    except ValueError:
-        return pd.NaT
-    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-
-
 def parse_coins_markets(
     body_json: Any, symbols_by_id: Mapping[str, str], quote_currency: str
 ) -> pd.DataFrame:
@@ -117,12 +95,12 @@ def parse_coins_markets(
             raise BadPayload(NAME, f"/coins/markets entry {coin['id']} lacks {', '.join(missing)}")
         rows.append(
             {
-                "timestamp": _timestamp(coin["last_updated"]),
+                "timestamp": coin["last_updated"],
                 "symbol": symbol,
-                "price": _number(coin["current_price"]),
-                "market_cap": _number(coin["market_cap"]),
-                "circulating_supply": _number(coin["circulating_supply"]),
-                "total_volume": _number(coin["total_volume"]),
+                "price": coin["current_price"],
+                "market_cap": coin["market_cap"],
+                "circulating_supply": coin["circulating_supply"],
+                "total_volume": coin["total_volume"],
             }
         )
     if not rows:
@@ -153,9 +131,12 @@ def _chart_series(body: Mapping[str, Any], key: str, symbol: str) -> pd.Series:
             raise BadPayload(
                 NAME, f"{symbol}: market_chart.{key} point {point!r} is not [ms, value]"
             )
-        pairs.append((int(point[0]), _number(point[1])))
-    frame = pd.DataFrame(pairs, columns=["ms", "value"]).astype({"ms": "int64", "value": "float64"})
-    frame = frame.drop_duplicates()
+        pairs.append((int(point[0]), point[1]))
+    # values stay as received: frames.conform applies the one coercion policy (numbers or
+    # numeric strings) and notes anything unreadable for validation
+    frame = pd.DataFrame(pairs, columns=["ms", "value"], dtype=object).astype({"ms": "int64"})
+    frame["number"] = to_numbers(frame["value"])
+    frame = frame.drop_duplicates(subset=["ms", "number"])
     repeated = frame["ms"][frame["ms"].duplicated()]
     if not repeated.empty:
         raise BadPayload(

@@ -93,11 +93,6 @@ def _chart_error(error: Any, symbol: str) -> SourceError:
     return SymbolUnavailable(NAME, message)
 
 
-def _numbers(values: list[Any]) -> pd.Series:
-    """Floats from a JSON array; nulls (and anything non-numeric) become NaN for validation."""
-    return pd.to_numeric(pd.Series(values, dtype="object"), errors="coerce").astype("float64")
-
-
 def parse_chart(body_json: Any, symbol: str, interval: str) -> pd.DataFrame:
     """Normalise a v8 chart body into the OHLCV frame (frames.COLUMNS[OHLCV]).
 
@@ -154,7 +149,8 @@ def parse_chart(body_json: Any, symbol: str, interval: str) -> pd.DataFrame:
                 f"{symbol}: indicators.quote[0].{field} has {len(values)} values "
                 f"for {len(timestamps)} timestamps",
             )
-        columns[field] = _numbers(values)
+        # as received: frames.conform applies the one coercion policy
+        columns[field] = pd.Series(values, dtype=object)
     frame = pd.DataFrame(columns)
     frame["symbol"] = symbol
     frame["interval"] = interval
