@@ -289,5 +289,19 @@ def demo(
     typer.echo(layer_summary("gold"))
 
 
+@app.command()
+def dashboard(
+    port: Annotated[int, typer.Option(help="TCP port to serve on.")] = 8501,
+    address: Annotated[
+        str, typer.Option(help="Address to bind (0.0.0.0: every interface).")
+    ] = "0.0.0.0",
+) -> None:
+    """Serve the Streamlit dashboard in the foreground (http://localhost:8501): gold only, as the
+    read-only role dashboard_reader."""
+    from crypto_analytics.dashboard_server import serve
+
+    serve(port, address)
+
+
 if __name__ == "__main__":
     app()

@@ -37,3 +37,17 @@ DEFAULT_TASK_ARGS: Final[dict[str, Any]] = {
 #: The login role the dashboard reads gold with (migration 0007_dashboard_reader.sql creates it;
 #: `crypto-analytics db init` sets its password from DASHBOARD_DB_PASSWORD). Roles are per server.
 DASHBOARD_READER_ROLE: Final = "dashboard_reader"
+
+#: The dashboard's pages: (menu section, URL path, title, script under streamlit/). streamlit/app.py
+#: builds its menu from this, and the browser checks and `make bench` visit the same URLs. The
+#: first page is the default, served at "/" (Streamlit ignores a default page's URL path).
+DASHBOARD_PAGES: Final[tuple[tuple[str, str, str, str], ...]] = (
+    ("Markets", "", "Live prices", "pages/live_prices.py"),
+    ("Markets", "technical", "Technical analysis", "pages/technical_analysis.py"),
+    ("Markets", "correlation", "Correlation", "pages/correlation.py"),
+    ("Markets", "categories", "Categories", "pages/categories.py"),
+    ("Models", "portfolio", "Portfolio optimiser", "pages/portfolio.py"),
+    ("Models", "predictions", "Price predictions", "pages/predictions.py"),
+    ("Operations", "alerts", "Alerts", "pages/alerts.py"),
+    ("Operations", "health", "Data health", "pages/data_health.py"),
+)

@@ -92,7 +92,7 @@ class MemoryBackend:
         return new
 
     def describe(self) -> str:
-        return f"in-process (generation file {self._generation_file})"
+        return "in-process"
 
 
 class RedisBackend:
