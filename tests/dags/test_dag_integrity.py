@@ -22,7 +22,12 @@ EXPECTED_DAG_IDS = {path.stem.removesuffix("_dag") for path in DAG_FILES}
 
 def test_every_dag_file_imports_without_errors(dag_bag):
     assert dag_bag.import_errors == {}
-    assert EXPECTED_DAG_IDS == {"bronze_ingestion", "silver_transformation", "gold_aggregation"}
+    assert EXPECTED_DAG_IDS == {
+        "bronze_ingestion",
+        "silver_transformation",
+        "gold_aggregation",
+        "portfolio_optimization",
+    }
     assert set(dag_bag.dag_ids) == EXPECTED_DAG_IDS
 
 
