@@ -41,6 +41,12 @@ class Geoblocked(SourceUnavailable):
     """The source refuses this client's location (Binance answers HTTP 451 to US IPs)."""
 
 
+class SourceUnreachable(SourceUnavailable):
+    """The host cannot be reached at all (its name does not resolve, or it refuses connections):
+    a configuration or network problem that retrying with backoff would only hide, so it fails
+    at once instead of being retried like a rate limit."""
+
+
 class RateLimited(SourceError):
     """The source asked us to slow down (HTTP 429/418, YFRateLimitError)."""
 

@@ -28,7 +28,7 @@ from crypto_analytics.errors import (
 from crypto_analytics.ingestion import audit, lake, loader, watermarks
 from crypto_analytics.ingestion.frames import Dataset
 from crypto_analytics.ingestion.sources.base import FetchResult, Source
-from crypto_analytics.ingestion.sources.registry import SOURCES, check_source_names, get_source
+from crypto_analytics.ingestion.sources.registry import check_source_names, get_source, source_class
 from crypto_analytics.ingestion.validation import validate
 from crypto_analytics.intervals import floor_to_interval, interval_length
 from crypto_analytics.warehouse import connect, database_url
@@ -86,7 +86,7 @@ def _as_utc(value: datetime) -> datetime:
 
 def served_tokens(source_name: str, tokens: list[Token]) -> list[Token]:
     """Tokens the source can serve; the others are logged with their configured reason."""
-    key = SOURCES[source_name].token_key
+    key = source_class(source_name).capabilities.token_key
     if key is None:
         return list(tokens)
     return [token for token, _ in tokens_for_source(tokens, key)]

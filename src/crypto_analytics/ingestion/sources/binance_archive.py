@@ -20,7 +20,7 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Literal
+from typing import Literal
 
 import pandas as pd
 import requests
@@ -29,7 +29,7 @@ from crypto_analytics.config import Settings, Token
 from crypto_analytics.errors import BadPayload, SourceError
 from crypto_analytics.ingestion import http
 from crypto_analytics.ingestion.frames import Dataset, conform, empty_frame
-from crypto_analytics.ingestion.sources.base import FetchResult, RawPayload, Source
+from crypto_analytics.ingestion.sources.base import Capabilities, FetchResult, RawPayload, Source
 from crypto_analytics.ingestion.sources.binance_format import parse_klines, read_kline_csv
 from crypto_analytics.intervals import check_window, interval_length
 
@@ -158,7 +158,8 @@ class BinanceArchiveSource(Source):
     """OHLCV backfill from data.binance.vision zips (`sources.binance_archive`)."""
 
     name = "binance_archive"
-    datasets = frozenset({Dataset.OHLCV})
+    # data.binance.vision publishes every interval of the platform's vocabulary
+    capabilities = Capabilities(datasets=frozenset({Dataset.OHLCV}), token_key="exchange")
 
     def __init__(
         self,
@@ -171,8 +172,7 @@ class BinanceArchiveSource(Source):
         super().__init__(settings)
         self.config = settings.sources.binance_archive
         self._session = session or requests.Session()
-        self._session.hooks["response"].append(self._note_status)
-        self._last_status: int | None = None
+        self._recorder = http.ResponseRecorder(self._session)
         self._clock = clock or (lambda: datetime.now(UTC))
 
     def intervals(self) -> list[str]:
@@ -262,7 +262,7 @@ class BinanceArchiveSource(Source):
         """The body at url (retried like every source), or None when the archive answers 404."""
 
         def attempt() -> bytes | None:
-            self._last_status = None
+            self._recorder.clear()
             try:
                 response = http.get(
                     self._session,
@@ -271,12 +271,10 @@ class BinanceArchiveSource(Source):
                     timeout=self.settings.ingestion.http_timeout_seconds,
                 )
             except SourceError as exc:
-                if type(exc) is SourceError and self._last_status == 404:
+                last = self._recorder.last
+                if type(exc) is SourceError and last is not None and last.status == 404:
                     return None
                 raise
             return response.content
 
         return http.call_with_retries(attempt, source=self.name, config=self.settings.ingestion)
-
-    def _note_status(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
-        self._last_status = response.status_code

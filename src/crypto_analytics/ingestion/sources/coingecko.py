@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import threading
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -39,9 +38,14 @@ from crypto_analytics.errors import (
     SymbolUnavailable,
 )
 from crypto_analytics.ingestion.frames import Dataset, conform, empty_frame, to_numbers
-from crypto_analytics.ingestion.http import call_with_retries, raise_for_status
+from crypto_analytics.ingestion.http import (
+    ResponseRecorder,
+    call_with_retries,
+    raise_for_status,
+    unreachable,
+)
 from crypto_analytics.ingestion.rate_budget import RequestBudget, shared_budget
-from crypto_analytics.ingestion.sources.base import FetchResult, RawPayload, Source
+from crypto_analytics.ingestion.sources.base import Capabilities, FetchResult, RawPayload, Source
 from crypto_analytics.intervals import check_window
 
 log = logging.getLogger(__name__)
@@ -202,7 +206,12 @@ class CoinGeckoSource(Source):
     """Market snapshots and market history for many tokens, within the plan's request budget."""
 
     name = NAME
-    datasets = frozenset({Dataset.MARKET})
+    capabilities = Capabilities(
+        datasets=frozenset({Dataset.MARKET}),
+        token_key="coingecko",
+        intervals=frozenset(),
+        symbols_per_request=MAX_PER_PAGE,  # /coins/markets serves this many ids per page
+    )
 
     def __init__(
         self,
@@ -218,8 +227,8 @@ class CoinGeckoSource(Source):
             raise ConfigError(f"per_page must be between 1 and {MAX_PER_PAGE}, got {per_page}")
         self.per_page = per_page
         self._now = now or (lambda: datetime.now(UTC))
+        self._recorder = ResponseRecorder()
         self.api = self._build_api(base_url)
-        self._responses = threading.local()
 
         plan = self.config.plan
         rate = self.config.requests_per_minute.get(plan)
@@ -271,11 +280,12 @@ class CoinGeckoSource(Source):
         # response and leaves retrying to http.call_with_retries alone.
         for prefix in ("https://", "http://"):
             api.session.mount(prefix, HTTPAdapter(max_retries=0))
-        api.session.hooks["response"].append(self._remember_response)
+        self._recorder.attach(api.session)
         return api
 
-    def _remember_response(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
-        self._responses.last = response
+    def _last_response(self) -> requests.Response | None:
+        last = self._recorder.last
+        return last.response if last is not None else None
 
     # ---- fetching -------------------------------------------------------------------------
 
@@ -408,24 +418,26 @@ class CoinGeckoSource(Source):
 
         def attempt() -> tuple[Any, RawPayload]:
             self.budget.acquire()
-            self._responses.last = None
+            self._recorder.clear()
             try:
                 data = request()
             except requests.Timeout as exc:
                 raise SourceUnavailable(self.name, f"timed out after {timeout}s: {what}") from exc
             except requests.HTTPError as exc:
-                response = exc.response if exc.response is not None else self._responses.last
+                response = exc.response if exc.response is not None else self._last_response()
                 if response is None:
                     raise SourceUnavailable(self.name, f"{what}: {exc}") from exc
                 raise self._error_for(response, exc) from exc
             except requests.RequestException as exc:
-                raise SourceUnavailable(self.name, f"connection failed: {what}: {exc}") from exc
+                raise unreachable(self.name, exc, f"{self.api.api_base_url} ({what})") or (
+                    SourceUnavailable(self.name, f"connection failed: {what}: {exc}")
+                ) from exc
             except ValueError as exc:  # bad JSON, or pycoingecko's ValueError(error body)
-                response = self._responses.last
+                response = self._last_response()
                 if response is None:
                     raise
                 raise self._error_for(response, exc) from exc
-            response = self._responses.last
+            response = self._last_response()
             if response is None:  # pragma: no cover - the hook runs for every response
                 raise SourceError(self.name, f"{what}: no response was recorded")
             return data, RawPayload(body=response.content, request=response.url)

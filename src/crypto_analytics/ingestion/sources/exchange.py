@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -38,8 +38,14 @@ from crypto_analytics.errors import (
     SymbolUnavailable,
 )
 from crypto_analytics.ingestion.frames import Dataset, conform, empty_frame
-from crypto_analytics.ingestion.http import call_with_retries, parse_retry_after
-from crypto_analytics.ingestion.sources.base import FetchResult, RawPayload, Source
+from crypto_analytics.ingestion.http import (
+    RecordedResponse,
+    ResponseRecorder,
+    call_with_retries,
+    parse_retry_after,
+    unreachable,
+)
+from crypto_analytics.ingestion.sources.base import Capabilities, FetchResult, RawPayload, Source
 from crypto_analytics.ingestion.sources.binance_format import parse_klines
 from crypto_analytics.intervals import interval_length
 
@@ -51,25 +57,6 @@ T = TypeVar("T")
 BINANCE_KLINE_EXCHANGES = frozenset({"binance", "binanceus"})
 
 ExchangeFactory = Callable[[str], ccxt.Exchange]
-
-
-@dataclass(frozen=True)
-class RecordedResponse:
-    """One HTTP response seen on ccxt's session: what the lake keeps and the error mapping reads."""
-
-    status: int
-    url: str
-    headers: Mapping[str, str]
-    body: bytes
-    received_at: datetime
-
-    def payload(self) -> RawPayload:
-        return RawPayload(
-            body=self.body,
-            request=self.url,
-            media_type="application/json",
-            received_at=self.received_at,
-        )
 
 
 @dataclass(frozen=True)
@@ -221,7 +208,10 @@ class ExchangeSource(Source):
     """OHLCV candles and order-book snapshots from one ccxt venue (`sources.exchange`)."""
 
     name = "exchange"
-    datasets = frozenset({Dataset.OHLCV, Dataset.ORDERBOOK})
+    # intervals: whatever the venue lists (ccxt's `timeframes`), checked per request
+    capabilities = Capabilities(
+        datasets=frozenset({Dataset.OHLCV, Dataset.ORDERBOOK}), token_key="exchange"
+    )
 
     def __init__(
         self,
@@ -237,7 +227,7 @@ class ExchangeSource(Source):
         self._factory: ExchangeFactory = exchange_factory or (
             lambda exchange_id: build_exchange(exchange_id, settings)
         )
-        self._responses: list[RecordedResponse] = []
+        self._recorder = ResponseRecorder()
         self._pending_hosts = list(self.config.fallback_hosts)
         self._blocked: list[str] = []
         self._switched_exchange = False
@@ -253,9 +243,6 @@ class ExchangeSource(Source):
     @property
     def source_api(self) -> str:
         return str(self._exchange.id)
-
-    def intervals(self) -> list[str]:
-        return list(self.config.intervals)
 
     # ------------------------------------------------------------------ datasets
 
@@ -415,19 +402,12 @@ class ExchangeSource(Source):
         session = getattr(exchange, "session", None)
         if not isinstance(session, requests.Session):
             raise ConfigError(f"ccxt exchange {exchange.id} has no requests session to observe")
-        session.hooks["response"].append(self._record)
+        self._recorder.attach(session)
         return exchange
 
-    def _record(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
-        self._responses.append(
-            RecordedResponse(
-                status=response.status_code,
-                url=response.url,
-                headers=dict(response.headers),
-                body=response.content,
-                received_at=datetime.now(UTC),
-            )
-        )
+    @property
+    def _responses(self) -> list[RecordedResponse]:
+        return self._recorder.responses
 
     def _call(
         self, what: str, op: Callable[[ccxt.Exchange], T]
@@ -449,7 +429,7 @@ class ExchangeSource(Source):
     ) -> tuple[T, list[RecordedResponse]]:
         """One try: markets (once per venue), then op; ccxt errors become platform errors."""
         exchange = self._exchange
-        self._responses = []
+        self._recorder.clear()
         first = 0
         try:
             if not exchange.markets:
@@ -507,6 +487,10 @@ class ExchangeSource(Source):
             return BadPayload(self.name, detail)
         if status is not None and 400 <= status < 500 and status != 408:
             return SourceError(self.name, f"HTTP {status}: {detail}")
+        if isinstance(exc, ccxt.NetworkError) and status is None:
+            cannot_reach = unreachable(self.name, exc, f"{exchange.id} ({what})")
+            if cannot_reach is not None:
+                return cannot_reach
         if isinstance(exc, ccxt.NetworkError) or (status is not None and status >= 500):
             return SourceUnavailable(self.name, f"HTTP {status}: {detail}" if status else detail)
         return SourceError(self.name, detail)

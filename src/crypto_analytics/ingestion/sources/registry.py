@@ -1,4 +1,10 @@
-"""Which source modules exist, and which per-token id each one uses.
+"""Which sources exist: one per `sources.<name>` settings section, in the module of that name.
+
+Why derive it: a list of sources kept here as well as in the settings, the CLI help and the docs
+drifted every time a source was added. Now a source is its module
+(`ingestion/sources/<name>.py`, defining one `Source` subclass with that `name`) plus its settings
+section (`SourcesConfig.<name>` and `sources.<name>` in config.yaml); the registry, the CLI's
+choices and the planner read both. tests/unit/ingestion/sources/test_registry.py checks the pairing.
 
 Sources are imported lazily (ccxt and yfinance are heavy), so listing or validating a --source
 value costs nothing and an Airflow DAG can name sources without importing them at parse time.
@@ -7,49 +13,49 @@ value costs nothing and an Airflow DAG can name sources without importing them a
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+import inspect
+from functools import cache
 
-from crypto_analytics.config import Settings, SourceKey
+from crypto_analytics.config import Settings, SourcesConfig
 from crypto_analytics.errors import ConfigError
 from crypto_analytics.ingestion.sources.base import Source
 
-
-@dataclass(frozen=True)
-class SourceEntry:
-    module: str
-    class_name: str
-    #: The Token field holding this source's id; None for a source that serves every token.
-    token_key: SourceKey | None
+PACKAGE = "crypto_analytics.ingestion.sources"
 
 
-SOURCES: dict[str, SourceEntry] = {
-    "exchange": SourceEntry(
-        "crypto_analytics.ingestion.sources.exchange", "ExchangeSource", "exchange"
-    ),
-    "binance_archive": SourceEntry(
-        "crypto_analytics.ingestion.sources.binance_archive", "BinanceArchiveSource", "exchange"
-    ),
-    "yahoo": SourceEntry("crypto_analytics.ingestion.sources.yahoo", "YahooSource", "yahoo"),
-    "coingecko": SourceEntry(
-        "crypto_analytics.ingestion.sources.coingecko", "CoinGeckoSource", "coingecko"
-    ),
-    "synthetic": SourceEntry(
-        "crypto_analytics.ingestion.sources.synthetic", "SyntheticSource", None
-    ),
-}
+def source_names() -> list[str]:
+    """Every source's name, in the settings' order (no source module is imported)."""
+    return list(SourcesConfig.model_fields)
 
 
 def check_source_names(names: list[str]) -> list[str]:
-    """The names, unchanged, or ConfigError naming the unknown one and the valid choices."""
+    """The names without repeats (in the order given), or ConfigError naming the unknown one and
+    the valid choices."""
+    known = source_names()
     for name in names:
-        if name not in SOURCES:
-            raise ConfigError(f"unknown source {name!r}; choose from: {', '.join(SOURCES)}")
-    return names
+        if name not in known:
+            raise ConfigError(f"unknown source {name!r}; choose from: {', '.join(known)}")
+    return list(dict.fromkeys(names))
+
+
+@cache
+def source_class(name: str) -> type[Source]:
+    """The Source subclass of `sources/<name>.py` (imported on first use)."""
+    check_source_names([name])
+    module = importlib.import_module(f"{PACKAGE}.{name}")
+    found = [
+        cls
+        for _, cls in inspect.getmembers(module, inspect.isclass)
+        if issubclass(cls, Source) and cls is not Source and getattr(cls, "name", None) == name
+    ]
+    if len(found) != 1:
+        raise ConfigError(
+            f"{PACKAGE}.{name} must define exactly one Source subclass named {name!r}, "
+            f"found {len(found)}"
+        )
+    return found[0]
 
 
 def get_source(name: str, settings: Settings) -> Source:
     """Instantiate a source by its config name."""
-    entry = SOURCES[check_source_names([name])[0]]
-    cls = getattr(importlib.import_module(entry.module), entry.class_name)
-    source: Source = cls(settings)
-    return source
+    return source_class(name)(settings)

@@ -36,7 +36,7 @@ import pandas as pd
 from crypto_analytics.config import Settings, Token
 from crypto_analytics.errors import ConfigError
 from crypto_analytics.ingestion.frames import Dataset, conform, empty_frame
-from crypto_analytics.ingestion.sources.base import FetchResult, RawPayload, Source
+from crypto_analytics.ingestion.sources.base import Capabilities, FetchResult, RawPayload, Source
 from crypto_analytics.intervals import interval_length
 
 log = logging.getLogger(__name__)
@@ -362,7 +362,9 @@ class SyntheticSource(Source):
     """Every token, every dataset, no network: see the module docstring for the model."""
 
     name = "synthetic"
-    datasets = frozenset({Dataset.OHLCV, Dataset.MARKET, Dataset.ORDERBOOK})
+    capabilities = Capabilities(
+        datasets=frozenset({Dataset.OHLCV, Dataset.MARKET, Dataset.ORDERBOOK}), token_key=None
+    )
 
     def __init__(self, settings: Settings, *, clock: Callable[[], datetime] | None = None) -> None:
         super().__init__(settings)
@@ -370,9 +372,6 @@ class SyntheticSource(Source):
         self.origin = datetime.combine(config.start, time(0), tzinfo=UTC)
         self._generator = _Generator(config.seed, self.origin)
         self._clock = clock or (lambda: datetime.now(UTC))
-
-    def intervals(self) -> list[str]:
-        return list(self.settings.sources.synthetic.intervals)
 
     def _candle_range(
         self, interval: str, start: datetime, end: datetime, now: datetime | None

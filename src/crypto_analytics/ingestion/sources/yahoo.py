@@ -27,7 +27,6 @@ from yfinance.exceptions import YFRateLimitError
 from crypto_analytics.config import Settings, Token, YahooConfig
 from crypto_analytics.errors import (
     BadPayload,
-    ConfigError,
     DatasetNotSupported,
     HistoryLimitExceeded,
     RateLimited,
@@ -36,8 +35,8 @@ from crypto_analytics.errors import (
     SymbolUnavailable,
 )
 from crypto_analytics.ingestion.frames import COLUMNS, Dataset, conform, empty_frame
-from crypto_analytics.ingestion.http import call_with_retries, raise_for_status
-from crypto_analytics.ingestion.sources.base import FetchResult, RawPayload, Source
+from crypto_analytics.ingestion.http import call_with_retries, raise_for_status, unreachable
+from crypto_analytics.ingestion.sources.base import Capabilities, FetchResult, RawPayload, Source
 from crypto_analytics.intervals import check_window, floor_to_interval, interval_length
 
 try:  # yfinance falls back to plain requests when curl_cffi is missing or disabled
@@ -180,7 +179,14 @@ class YahooSource(Source):
     """OHLCV candles from Yahoo's v8 chart API through yfinance's own session."""
 
     name = NAME
-    datasets = frozenset({Dataset.OHLCV})
+    capabilities = Capabilities(
+        datasets=frozenset({Dataset.OHLCV}),
+        token_key="yahoo",
+        intervals=frozenset(YAHOO_INTERVALS),
+        # Yahoo keeps intraday candles for a limited number of days (sources.yahoo.
+        # intraday_history_days may narrow these if Yahoo changes them)
+        history_days={"1m": 7, "5m": 60, "15m": 60, "1h": 730},
+    )
 
     def __init__(
         self,
@@ -206,8 +212,11 @@ class YahooSource(Source):
             self._client = _default_client()
         return self._client
 
-    def intervals(self) -> list[str]:
-        return list(self.config.intervals)
+    def history_limit(self, interval: str) -> timedelta | None:
+        configured = self.config.intraday_history_days.get(interval)
+        if configured is not None:
+            return timedelta(days=configured)
+        return super().history_limit(interval)
 
     def fetch_ohlcv(
         self, token: Token, interval: str, start: datetime, end: datetime
@@ -256,18 +265,13 @@ class YahooSource(Source):
     ) -> datetime:
         """Yahoo keeps intraday candles for a limited number of days: clamp, or refuse."""
         step = interval_length(interval)
-        if step >= timedelta(days=1):
+        limit = self.history_limit(interval)
+        if limit is None:
             return start
-        limits = self.config.intraday_history_days
-        if interval not in limits:
-            raise ConfigError(
-                f"sources.yahoo.intraday_history_days has no limit for {interval}; "
-                f"configured: {', '.join(limits) or 'none'}"
-            )
-        limit_days = limits[interval]
+        limit_days = limit.days
         # The first candle opening strictly after now - limit: Yahoo measures from its own now,
         # a moment later than ours, so the boundary candle itself would be refused.
-        earliest = floor_to_interval(self._now() - timedelta(days=limit_days), interval) + step
+        earliest = floor_to_interval(self._now() - limit, interval) + step
         if end <= earliest:
             raise HistoryLimitExceeded(
                 self.name,
@@ -321,7 +325,9 @@ class YahooSource(Source):
         except _TIMEOUTS as exc:
             raise SourceUnavailable(self.name, f"{ticker}: timed out after {timeout}s") from exc
         except OSError as exc:  # curl_cffi and requests errors are both OSErrors
-            raise SourceUnavailable(self.name, f"{ticker}: connection failed: {exc}") from exc
+            raise unreachable(self.name, exc, f"{self.base_url} ({ticker})") or SourceUnavailable(
+                self.name, f"{ticker}: connection failed: {exc}"
+            ) from exc
 
         status = response.status_code
         if status >= 400:
