@@ -53,8 +53,8 @@ lint: venv ## ruff (lint + format check) and mypy
 	$(BIN)/ruff format --check src airflow scripts tests
 	$(BIN)/mypy
 
-bench: venv ## Loader throughput vs raw COPY vs to_sql; dbt full vs incremental build
-	$(WAREHOUSE); $(PY) scripts/bench_load.py && $(PY) scripts/bench_dbt.py
+bench: venv ## Loader throughput vs raw COPY vs to_sql; dbt full vs incremental build; portfolio optimiser speed
+	$(WAREHOUSE); $(PY) scripts/bench_load.py && $(PY) scripts/bench_dbt.py && $(PY) scripts/bench_portfolio.py
 
 up: venv ## Start Airflow 3 locally (api-server :8080, scheduler, dag-processor, triggerer)
 	$(WAREHOUSE); $(PY) -m crypto_analytics.airflow_local up

@@ -34,6 +34,11 @@ app = typer.Typer(
 db_app = typer.Typer(no_args_is_help=True, help="Warehouse set-up.")
 app.add_typer(db_app, name="db")
 
+# Sub-apps of the analytics package: typer only at import, their commands import the rest.
+from crypto_ml.portfolio.cli import app as portfolio_app  # noqa: E402
+
+app.add_typer(portfolio_app, name="portfolio")
+
 log = logging.getLogger("crypto_analytics.cli")
 
 SourceOpt = Annotated[
@@ -287,6 +292,16 @@ def demo(
         raise _fail(str(exc)) from exc
     typer.echo(layer_summary("silver"))
     typer.echo(layer_summary("gold"))
+
+    from crypto_ml.portfolio.cli import run_optimize
+
+    run_date = now.date()
+    typer.echo(f"optimising the portfolio for {run_date} (strategies, frontier, backtest)...")
+    try:
+        for line in run_optimize(run_date):
+            typer.echo(f"  {line}")
+    except CryptoAnalyticsError as exc:
+        raise _fail(str(exc)) from exc
 
 
 @app.command()
