@@ -27,7 +27,7 @@ from crypto_ml.errors import InvalidInput, NotEnoughData
 from crypto_ml.portfolio.constraints import Constraints
 from crypto_ml.portfolio.estimators import returns_from_prices
 from crypto_ml.portfolio.inputs import build_inputs, eligible_returns, estimation_window
-from crypto_ml.portfolio.optimizers import STRATEGIES, optimise
+from crypto_ml.portfolio.optimizers import STRATEGIES, OptimisedPortfolio, optimise
 from crypto_ml.portfolio.risk import max_drawdown, sortino_ratio
 
 log = logging.getLogger(__name__)
@@ -130,7 +130,9 @@ def walk_forward(
     plans = {name: {when: t[name] for when, t in targets.items()} for name in strategies}
     if benchmark_symbol:
         eve = pd.Timestamp(first - timedelta(days=1))
-        if benchmark_symbol not in closes.columns or pd.isna(closes.at[eve, benchmark_symbol]):
+        if benchmark_symbol not in closes.columns or np.isnan(
+            closes[benchmark_symbol].get(eve, np.nan)
+        ):
             raise NotEnoughData(
                 f"benchmark {benchmark_symbol} has no close before the first rebalance {first}"
             )
@@ -161,12 +163,13 @@ def _targets_at(
     config: PortfolioConfig,
     constraints: Constraints,
     strategies: Sequence[str],
-) -> dict[str, object] | None:
+) -> dict[str, OptimisedPortfolio] | None:
     """Each strategy's target for a rebalance on `when`, from data dated before it only."""
     eve = pd.Timestamp(when - timedelta(days=1))
     if eve not in closes.index:
         return None
-    tradable = [t for s, t in candidates.items() if not pd.isna(closes.at[eve, s])]
+    known = closes.loc[eve].notna()
+    tradable = [t for s, t in candidates.items() if bool(known[s])]
     window = estimation_window(returns, when, config.window_days)
     try:
         eligible = eligible_returns(window, tradable, config)
@@ -212,7 +215,7 @@ def _simulate(
         if rebalanced:
             target = np.zeros(len(symbols))
             for symbol, weight in plan[day].items():
-                target[position[symbol]] = weight
+                target[position[str(symbol)]] = weight
             turnover = float(np.abs(target - weights).sum())
             cost = turnover * cost_rate
             equity *= 1 - cost

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from functools import lru_cache
-from typing import Literal
+from typing import Literal, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -24,6 +24,7 @@ from crypto_ml.errors import InvalidInput, NotEnoughData
 log = logging.getLogger(__name__)
 
 ReturnKind = Literal["simple", "log"]
+ArrayOrFrame = TypeVar("ArrayOrFrame", pd.DataFrame, np.ndarray)
 ExpectedReturnsMethod = Literal["mean", "ema", "forecast"]
 CovarianceMethod = Literal["sample", "ledoit_wolf"]
 
@@ -38,13 +39,17 @@ def returns_from_prices(prices: pd.DataFrame, kind: ReturnKind) -> pd.DataFrame:
     calendar = pd.date_range(prices.index.min(), prices.index.max(), freq="D")
     daily = prices.reindex(calendar)
     ratio = daily / daily.shift(1)
-    out = np.log(ratio) if kind == "log" else ratio - 1
+    out = ratio.apply(np.log) if kind == "log" else ratio - 1
     return out.iloc[1:]
 
 
-def to_simple(returns: pd.DataFrame | np.ndarray, kind: ReturnKind) -> pd.DataFrame | np.ndarray:
+def to_simple(returns: ArrayOrFrame, kind: ReturnKind) -> ArrayOrFrame:
     """Simple returns from returns of `kind` (exact: expm1 of a log return)."""
-    return np.expm1(returns) if kind == "log" else returns
+    if kind != "log":
+        return returns
+    if isinstance(returns, pd.DataFrame):
+        return returns.apply(np.expm1)
+    return np.expm1(returns)
 
 
 def expected_returns(
@@ -85,7 +90,7 @@ def forecast_expected_returns(
         bad = ", ".join(joined.index[growth <= 0])
         raise InvalidInput(f"non-positive forecast prices for {bad}")
     daily = np.log(growth) / horizon if kind == "log" else growth ** (1 / horizon) - 1
-    return (daily * periods_per_year).rename("expected_return")
+    return pd.Series(daily * periods_per_year, index=joined.index, name="expected_return")
 
 
 def covariance(

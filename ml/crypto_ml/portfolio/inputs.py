@@ -118,7 +118,7 @@ def eligible_returns(
     # Gaps of different tokens on different days shrink the common sample; drop the token with
     # the most missing days until the sample is long enough again.
     while len(kept) > 1 and len(complete) < config.min_history_days:
-        worst = max(kept, key=lambda s: int(frame[s].isna().sum()))
+        worst = max(kept, key=lambda s: int(frame[s].isna().to_numpy().sum()))
         kept.remove(worst)
         exclusions.append(
             Exclusion(

@@ -234,8 +234,8 @@ def efficient_frontier(
         raise InvalidInput(f"frontier_points must be at least 2, got {points}")
     symbols = list(cov.index)
     mu = mu.reindex(symbols)
-    low = float(mu @ min_volatility(cov, constraints).weights)
-    high = float(mu @ max_return(mu, constraints))
+    low = float(mu.to_numpy() @ min_volatility(cov, constraints).weights.to_numpy())
+    high = float(mu.to_numpy() @ max_return(mu, constraints).to_numpy())
     problem, factor, mu_param, floor, w = _min_variance_problem(
         _structure(symbols, constraints), True
     )

@@ -178,8 +178,9 @@ def optimise_portfolios(
     frontier = efficient_frontier(mu, cov, limits, config.frontier_points)
     frontier_metrics = []
     for point in frontier:
-        ret = float(point.weights @ mu)
-        vol = float(np.sqrt(max(point.weights @ cov @ point.weights, 0.0)))
+        w = point.weights.to_numpy()
+        ret = float(w @ mu.to_numpy())
+        vol = float(np.sqrt(max(float(w @ cov.to_numpy() @ w), 0.0)))
         frontier_metrics.append((ret, vol, sharpe_ratio(ret, vol, inputs.risk_free_rate)))
     store.save_optimisation(
         conn, run_date, results, frontier, frontier_metrics, config.var_confidence

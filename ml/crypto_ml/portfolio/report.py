@@ -70,8 +70,8 @@ class ReportData:
         table = table[(table > 5e-5).any(axis=1)]
         table = table.sort_values(self.target_strategy, ascending=False)
         return [
-            (symbol, self.categories.get(symbol, ""), [float(v) for v in row])
-            for symbol, row in table.iterrows()
+            (str(symbol), self.categories.get(str(symbol), ""), [float(v) for v in row])
+            for symbol, row in zip(table.index, table.to_numpy(), strict=True)
         ]
 
     @property

@@ -182,7 +182,15 @@ def save_run(
             conn,
             "portfolio.run_returns",
             ["run_date", "date", "symbol", "value"],
-            ((run_date, day.date(), symbol, float(v)) for (day, symbol), v in long.items()),
+            (
+                (run_date, day.date(), symbol, float(v))
+                for day, symbol, v in zip(
+                    long.index.get_level_values(0),
+                    long.index.get_level_values(1),
+                    long.to_numpy(),
+                    strict=True,
+                )
+            ),
         )
     log.info(
         "portfolio run %s: %d eligible tokens x %d days stored",
@@ -259,7 +267,15 @@ def save_estimates(conn: psycopg.Connection, inputs: PortfolioInputs) -> None:
             conn,
             "portfolio.covariance",
             ["run_date", "symbol_a", "symbol_b", "covariance"],
-            ((run_date, a, b, float(v)) for (a, b), v in long.items()),
+            (
+                (run_date, a, b, float(v))
+                for a, b, v in zip(
+                    long.index.get_level_values(0),
+                    long.index.get_level_values(1),
+                    long.to_numpy(),
+                    strict=True,
+                )
+            ),
         )
         # Tokens dropped at this step (no forecast) become exclusions of the run.
         dropped = [e for e in inputs.exclusions if e.symbol not in inputs.symbols]
@@ -344,8 +360,10 @@ def save_monte_carlo(
             "portfolio.monte_carlo",
             ["run_date", "sample_index", "expected_return", "volatility", "sharpe"],
             (
-                (run_date, int(r.sample_index), r.expected_return, r.volatility, _float(r.sharpe))
-                for r in sample.itertuples(index=False)
+                (run_date, int(index), float(ret), float(vol), _float(sharpe))
+                for index, ret, vol, sharpe in sample[
+                    ["sample_index", "expected_return", "volatility", "sharpe"]
+                ].to_numpy()
             ),
         )
         _stamp(conn, run_date, "simulated_at")
@@ -512,17 +530,29 @@ def save_backtest(conn: psycopg.Connection, run_date: date, result: BacktestResu
             (
                 (
                     run_date,
-                    r.strategy,
-                    r.date,
-                    r.equity,
-                    r.daily_return,
-                    r.turnover,
-                    r.cost,
-                    min(max(r.drawdown, 0.0), 1.0),
-                    bool(r.rebalanced),
-                    int(r.stale_prices),
+                    strategy,
+                    day,
+                    float(equity),
+                    float(daily_return),
+                    float(turnover),
+                    float(cost),
+                    min(max(float(drawdown), 0.0), 1.0),
+                    bool(rebalanced),
+                    int(stale),
                 )
-                for r in daily.itertuples(index=False)
+                for strategy, day, equity, daily_return, turnover, cost, drawdown, rebalanced, stale in daily[
+                    [
+                        "strategy",
+                        "date",
+                        "equity",
+                        "daily_return",
+                        "turnover",
+                        "cost",
+                        "drawdown",
+                        "rebalanced",
+                        "stale_prices",
+                    ]
+                ].itertuples(index=False, name=None)
             ),
         )
         for m in result.metrics:
