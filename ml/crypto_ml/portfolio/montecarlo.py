@@ -62,10 +62,11 @@ def random_portfolios(
     if dirichlet_alpha <= 0:
         raise InvalidInput(f"dirichlet_alpha must be positive, got {dirichlet_alpha}")
     symbols = list(mu.index)
-    mu_vec = mu.to_numpy(dtype=np.float32)
-    factor = covariance_factor(cov.loc[symbols, symbols]).astype(np.float32)
-    rng = np.random.default_rng(seed)
     n = len(symbols)
+    factor = covariance_factor(cov.loc[symbols, symbols])
+    # One product per chunk gives everything: [F | mu | 1] -> spread, w'mu and the weight sum.
+    combined = np.column_stack([factor, mu.to_numpy(dtype=float), np.ones(n)]).astype(np.float32)
+    rng = np.random.default_rng(seed)
     returns = np.empty(portfolios)
     variances = np.empty(portfolios)
     for start in range(0, portfolios, CHUNK):
@@ -74,9 +75,9 @@ def random_portfolios(
             draws = rng.standard_exponential((size, n), dtype=np.float32)
         else:
             draws = rng.standard_gamma(dirichlet_alpha, (size, n), dtype=np.float32)
-        totals = draws.sum(axis=1)
-        returns[start : start + size] = (draws @ mu_vec) / totals
-        spread = draws @ factor
+        product = draws @ combined
+        spread, totals = product[:, :n], product[:, n + 1]
+        returns[start : start + size] = product[:, n] / totals
         variances[start : start + size] = np.einsum("ij,ij->i", spread, spread) / totals**2
     volatilities = np.sqrt(variances)
     with np.errstate(divide="ignore", invalid="ignore"):
