@@ -4,6 +4,7 @@ gold data, with the e-mail skipped (no SMTP configured) or sent to a local SMTP 
 from __future__ import annotations
 
 import importlib.util
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -100,3 +101,70 @@ def test_a_run_with_smtp_sends_the_report(dag_with_gold, smtp_server):
     assert len(smtp_server.messages) == 1
     _, message = smtp_server.messages[0]
     assert message["Subject"].startswith(f"Portfolio rebalancing {testdata.RUN_DATE}")
+
+
+OFFLINE_SYMBOLS = ["BTC", "ETH", "SOL", "DOGE", "LINK", "AAVE"]
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_offline_source_to_gold_to_portfolio_views(
+    portfolio_dag, warehouse_url, airflow_db, monkeypatch, tmp_path
+):
+    """The whole path on the offline source: synthetic daily candles -> bronze -> dbt silver and
+    gold -> the portfolio DAG (dag.test) -> the gold portfolio views, built and tested by dbt."""
+    from datetime import UTC, datetime
+
+    from crypto_analytics.dbt_runner import run_dbt
+    from crypto_analytics.ingestion.pipeline import ingest, plan_requests
+
+    run_date = testdata.RUN_DATE
+    requests = plan_requests(
+        sources=["synthetic"],
+        symbols=OFFLINE_SYMBOLS,
+        intervals=["1d"],
+        datasets=["ohlcv"],
+        since=datetime(2023, 5, 1, tzinfo=UTC),
+        until=datetime.combine(run_date, datetime.min.time(), tzinfo=UTC),
+    )
+    ingest(requests)
+    target = ["--target-path", str(tmp_path / "dbt_target"), "--indirect-selection", "cautious"]
+    run_dbt(["build", "--select", "+daily_crypto_metrics", "+token_universe", "--quiet", *target])
+
+    monkeypatch.setenv("CRYPTO_PORTFOLIO__SYMBOLS", '["' + '","'.join(OFFLINE_SYMBOLS) + '"]')
+    monkeypatch.setenv("CRYPTO_PORTFOLIO__BACKTEST__LOOKBACK_DAYS", "90")
+    monkeypatch.setenv("CRYPTO_PORTFOLIO__MONTE_CARLO__PORTFOLIOS", "1000")
+    monkeypatch.setenv("CRYPTO_PORTFOLIO__REBALANCING__REPORTS_DIR", str(tmp_path / "reports"))
+    get_settings.cache_clear()
+    for task in portfolio_dag.tasks:
+        monkeypatch.setattr(task, "retries", 0)
+    run = portfolio_dag.test(run_conf={"run_date": str(run_date)})
+    states = _states(run)
+    assert states.pop("send_report_email") == "skipped"
+    assert set(states.values()) == {"success"}, states
+
+    run_dbt(["build", "--select", "path:models/gold/portfolio", "--quiet", *target])
+    with connect(warehouse_url) as conn:
+        weights = conn.execute(
+            "select strategy, count(*), sum(weight) from gold.portfolio_weights_optimized "
+            "where run_date = %s group by strategy order by strategy",
+            (run_date,),
+        ).fetchall()
+        views = {
+            name: conn.execute(f"select count(*) from gold.{name}").fetchone()[0]
+            for name in (
+                "efficient_frontier",
+                "monte_carlo_portfolios",
+                "portfolio_backtest",
+                "portfolio_backtest_summary",
+                "rebalancing_recommendations",
+            )
+        }
+        last_day = conn.execute(
+            "select max(date) from portfolio.run_returns where run_date = %s", (run_date,)
+        ).fetchone()[0]
+    assert [w[0] for w in weights] == ["equal_weight", "hrp", "max_sharpe", "min_volatility"]
+    for _, count, total in weights:
+        assert count == len(OFFLINE_SYMBOLS) and total == pytest.approx(1, abs=1e-9)
+    assert all(count > 0 for count in views.values()), views
+    assert last_day == run_date - timedelta(days=1)
