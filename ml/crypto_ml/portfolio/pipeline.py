@@ -9,6 +9,8 @@ read through crypto_ml.data only, and results go to the `portfolio` schema throu
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -17,7 +19,7 @@ import numpy as np
 import pandas as pd
 import psycopg
 
-from crypto_analytics.config import Settings
+from crypto_analytics.config import Settings, Token
 from crypto_analytics.contract import PERIODS_PER_YEAR
 from crypto_ml.errors import InvalidInput, NotEnoughData
 from crypto_ml.portfolio import store
@@ -34,8 +36,20 @@ class EmailOutcome:
     detail: str
 
 
-def _candidates(settings: Settings):
+def _candidates(settings: Settings) -> list[Token]:
     return settings.select_tokens(settings.portfolio.symbols or None)
+
+
+@contextmanager
+def _reading_gold() -> Iterator[None]:
+    """A gold table that does not exist yet is a state to explain, not a traceback."""
+    try:
+        yield
+    except psycopg.errors.UndefinedTable as exc:
+        raise NotEnoughData(
+            f"gold is not built yet ({exc.diag.message_primary}): run `crypto-analytics demo`, "
+            "or ingest and `crypto-analytics dbt build`"
+        ) from exc
 
 
 def fetch_returns(
@@ -49,9 +63,13 @@ def fetch_returns(
     config = settings.portfolio
     candidates = _candidates(settings)
     start = run_date - timedelta(days=config.window_days)
-    returns = data.read_daily_returns(
-        config.return_kind, before=run_date, start=start, symbols=[t.symbol for t in candidates]
-    )
+    with _reading_gold():
+        returns = data.read_daily_returns(
+            config.return_kind,
+            before=run_date,
+            start=start,
+            symbols=[t.symbol for t in candidates],
+        )
     if returns.empty:
         raise NotEnoughData(
             f"gold.daily_crypto_metrics has no daily returns between {start} and {run_date}: "
@@ -109,9 +127,10 @@ def _last_closes(run_date: date, symbols: list[str], lookback_days: int = 14) ->
     """Each token's newest close before the run date (within `lookback_days`), for valuation."""
     from crypto_ml import data
 
-    closes = data.read_daily_closes(
-        before=run_date, start=run_date - timedelta(days=lookback_days), symbols=symbols
-    )
+    with _reading_gold():
+        closes = data.read_daily_closes(
+            before=run_date, start=run_date - timedelta(days=lookback_days), symbols=symbols
+        )
     last = {s: closes[s].dropna().iloc[-1] for s in closes.columns if closes[s].notna().any()}
     return pd.Series(last, dtype=float)
 
@@ -197,9 +216,10 @@ def backtest_strategies(conn: psycopg.Connection, run_date: date, settings: Sett
     candidates = _candidates(settings)
     start = run_date - timedelta(days=config.backtest.lookback_days)
     history_start = start - timedelta(days=config.window_days + 1)
-    closes = data.read_daily_closes(
-        before=run_date, start=history_start, symbols=[t.symbol for t in candidates]
-    )
+    with _reading_gold():
+        closes = data.read_daily_closes(
+            before=run_date, start=history_start, symbols=[t.symbol for t in candidates]
+        )
     if closes.empty:
         raise NotEnoughData(f"gold has no daily closes before {run_date} for the backtest")
     result = walk_forward(

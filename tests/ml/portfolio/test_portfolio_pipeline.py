@@ -204,6 +204,13 @@ def test_cli_bad_input_is_one_red_line(stand_in_gold, portfolio_env, args, messa
     assert "Traceback" not in result.output
 
 
+def test_cli_before_gold_is_built_says_what_to_run(warehouse_url, portfolio_env):
+    result = CliRunner().invoke(app, ["portfolio", "optimize", "--run-date", str(RUN_DATE)])
+    assert result.exit_code == 1
+    assert "error: gold is not built yet" in result.output
+    assert "crypto-analytics demo" in result.output and "Traceback" not in result.output
+
+
 def test_forecast_expected_returns_need_the_forecasting_view(
     stand_in_gold, portfolio_env, monkeypatch
 ):
