@@ -14,7 +14,7 @@ export PATH := $(BIN):$(PATH)
 # The warehouse for commands that need one: CRYPTO_DATABASE_URL, else the embedded server.
 WAREHOUSE = export CRYPTO_DATABASE_URL="$${CRYPTO_DATABASE_URL:-$$($(CLI) db url)}"
 
-.PHONY: help venv lock demo test test-unit lint up down airflow-status dbt-build dbt-parse docs bench clean
+.PHONY: help venv lock demo test test-unit lint up down status dbt-build dbt-parse docs bench clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(firstword $(MAKEFILE_LIST)) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -43,7 +43,7 @@ demo: venv ## Offline end to end: warehouse, synthetic ingestion, summary
 
 test: venv ## The full test suite (integration tests use CRYPTO_DATABASE_URL or the embedded server)
 	$(BIN)/ruff check src airflow scripts tests
-	$(WAREHOUSE); $(PY) -m crypto_analytics.airflow_local manifest && $(BIN)/pytest -q
+	$(WAREHOUSE); $(PY) scripts/stack.py dbt-parse && $(BIN)/pytest -q
 
 test-unit: venv ## Only the tests that need no database
 	$(BIN)/pytest -q -m "not integration"
@@ -56,23 +56,29 @@ lint: venv ## ruff (lint + format check) and mypy
 bench: venv ## Loader throughput vs raw COPY vs to_sql; dbt full vs incremental build; portfolio optimiser speed
 	$(WAREHOUSE); $(PY) scripts/bench_load.py && $(PY) scripts/bench_dbt.py && $(PY) scripts/bench_portfolio.py
 
-up: venv ## Start Airflow 3 locally (api-server :8080, scheduler, dag-processor, triggerer)
-	$(WAREHOUSE); $(PY) -m crypto_analytics.airflow_local up
+# The local stack: every line of the Procfile, run by honcho in the background (scripts/stack.py).
+# EXECUTOR=celery adds the Procfile's celery-* workers (Redis as broker); ONLY='airflow-*' starts
+# only the processes whose names match.
+EXECUTOR ?= local
+ONLY ?=
+up: venv ## Start the Procfile's services in the background, wait until healthy (EXECUTOR=celery, ONLY=...)
+	$(WAREHOUSE); $(PY) scripts/stack.py up --executor "$(EXECUTOR)" --only "$(ONLY)"
 
-down: venv ## Stop the local Airflow started by `make up` (the warehouse keeps running)
-	$(PY) -m crypto_analytics.airflow_local down
+down: venv ## Stop everything `make up` started (the warehouse keeps running)
+	$(PY) scripts/stack.py down
 
-airflow-status: venv ## Which local Airflow components run, and their health
-	$(PY) -m crypto_analytics.airflow_local status
+status: venv ## Each process of the stack, and its health
+	$(PY) scripts/stack.py status
 
-dbt-parse: venv ## Build dbt/target/manifest.json (what the Airflow dbt DAGs are parsed from)
-	$(WAREHOUSE); $(PY) -m crypto_analytics.airflow_local manifest
+dbt-parse: venv ## Write dbt/target_airflow/<layer>.ls.json (what the silver and gold DAGs are rendered from)
+	$(PY) scripts/stack.py dbt-parse
 
 dbt-build: venv ## dbt build of silver and gold, with tests, on the warehouse
 	$(WAREHOUSE); $(CLI) dbt build
 
-docs: venv ## Generate the dbt docs site and serve it on :8081
-	$(WAREHOUSE); $(CLI) dbt docs generate && $(CLI) dbt docs serve --port 8081 --host 0.0.0.0 --no-browser
+# dbt/target_docs: never the folder the DAGs are rendered from (dbt/target_airflow) or dbt/target.
+docs: venv ## Generate the dbt docs site and serve it on :8081 (in the foreground)
+	$(WAREHOUSE); $(CLI) dbt docs generate --target-path target_docs && $(CLI) dbt docs serve --target-path target_docs --port 8081 --host 0.0.0.0 --no-browser
 
 clean: ## Remove the lake, the embedded warehouse data and build outputs (asks nothing: careful)
 	rm -rf data/lake dbt/target dbt/logs .pytest_cache

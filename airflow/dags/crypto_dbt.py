@@ -1,17 +1,21 @@
-"""How the silver and gold DAGs render the dbt project with Cosmos, configured once.
+"""How the silver and gold DAGs render their dbt layer with Cosmos, configured once.
 
 Why these choices:
-- LoadMode.DBT_MANIFEST from the pre-built dbt/target/manifest.json: parsing a DAG file then reads
-  one JSON file (≈ 0.4 s) instead of running `dbt ls` (seconds, and a subprocess) on every parse.
-  `python -m crypto_analytics.airflow_local manifest` (run by `make up`) rebuilds it.
+- ExecutionMode.WATCHER: the layer is ONE `dbt build` (the `dbt_producer_watcher` task: one dbt
+  start-up, dbt's own threads, tests right after their model), while every model and its tests
+  still appear as tasks of their own (sensors that follow the build's events), so the grid shows
+  which model failed. The per-model mode (one dbt process per model and per test task) spent most
+  of a cycle starting processes: scripts/bench_orchestration.py measures both (README).
+  `DBT_DAGS_EXECUTION_MODE=local` renders the per-model mode, e.g. to spread one layer's
+  models over several Celery workers.
+- LoadMode.DBT_LS_FILE: each layer is rendered from `dbt/<DBT_AIRFLOW_TARGET>/<layer>.ls.json`,
+  written by `make dbt-parse` (crypto_analytics.dbt_artifacts) with the selection the layer's build
+  uses: `path:models/<layer>` with *buildable* indirect selection. So a test lives in the layer
+  whose models it reads (gold's relationships to silver.token_universe are gold nodes), with no
+  task removed after Cosmos built the group, and parsing reads one small file (no dbt, no I/O
+  beyond it).
 - InvocationMode.DBT_RUNNER: dbt runs inside the task's process (no `dbt` executable path, which
   must not be set together with DBT_RUNNER).
-- TestBehavior.AFTER_EACH: every model is a `run` task followed by its `test` task, so a failing
-  test names its model in the grid and stops what depends on it.
-- Cautious indirect selection plus detached multi-model tests: each model's test task runs the
-  tests of that model alone, and a test reading several models (a relationships test) is a task
-  of its own after all of them, in the layer whose YAML defines it. So every test runs exactly
-  once and never before the models it reads are built (tests/dags checks this on the manifest).
 - The profile is dbt/profiles.yml, which reads only DBT_* variables. They are filled right before
   each task runs from the platform's one warehouse setting (CRYPTO_DATABASE_URL, or the embedded
   server) by `crypto_analytics.dbt_runner.dbt_env`, so no connection details live in Airflow.
@@ -33,24 +37,44 @@ from cosmos import (
     RenderConfig,
 )
 from cosmos.constants import (
-    DbtResourceType,
+    ExecutionMode,
     InvocationMode,
     LoadMode,
     TestBehavior,
     TestIndirectSelection,
 )
 
+from crypto_analytics.contract import (
+    DBT_AIRFLOW_TARGET,
+    DBT_INDIRECT_SELECTION,
+    DBT_LS_FILE_NAME,
+    DBT_SCHEDULED_EXCLUDED_RESOURCE_TYPES,
+    SCHEDULED_DBT_VARS,
+)
+
 #: The dbt project: $DBT_PROJECT_DIR (as crypto_analytics.dbt_runner reads it), else <repo>/dbt.
 DBT_PROJECT_DIR = Path(
     os.environ.get("DBT_PROJECT_DIR") or Path(__file__).resolve().parents[2] / "dbt"
 )
-MANIFEST_PATH = DBT_PROJECT_DIR / "target" / "manifest.json"
-MANIFEST_COMMAND = "python -m crypto_analytics.airflow_local manifest"
-#: What scheduled builds pass to dbt: data tests of the large tables read only rows no passing
-#: run has tested yet (dbt/macros/tests/untested_rows.sql). A literal, not an import, to keep
-#: parsing free of the package; it must equal crypto_analytics.dbt_runner.SCHEDULED_DBT_VARS
-#: (tests/dags checks), and the manifest is parsed with the same vars.
-SCHEDULED_DBT_VARS: dict[str, Any] = {"incremental_tests": True}
+BUILD_COMMAND = "make dbt-parse"
+EXECUTION_MODE_ENV = "DBT_DAGS_EXECUTION_MODE"
+_MODES = {"watcher": ExecutionMode.WATCHER, "local": ExecutionMode.LOCAL}
+#: How often a model's sensor asks whether the build has reported its model (seconds).
+SENSOR_POKE_SECONDS = 2
+
+
+def execution_mode() -> ExecutionMode:
+    """WATCHER unless DBT_DAGS_EXECUTION_MODE names another mode; a typo is an error."""
+    name = os.environ.get(EXECUTION_MODE_ENV, "watcher").strip().lower()
+    if name not in _MODES:
+        raise ValueError(
+            f"{EXECUTION_MODE_ENV}={name!r} is not a mode; choose one of {', '.join(_MODES)}"
+        )
+    return _MODES[name]
+
+
+def layer_ls_file(layer: str) -> Path:
+    return DBT_PROJECT_DIR / DBT_AIRFLOW_TARGET / DBT_LS_FILE_NAME.format(layer=layer)
 
 
 def point_dbt_at_warehouse(context: Any) -> None:
@@ -64,42 +88,29 @@ def point_dbt_at_warehouse(context: Any) -> None:
     os.environ.update(dbt_env())
 
 
-def _drop_tests_of_other_layers(group: DbtTaskGroup, layer: str) -> None:
-    """Remove the detached test tasks whose test is defined outside models/<layer>.
-
-    Cosmos attaches a test to every selected model it reads, so the silver group would also get
-    gold's relationship tests to silver.token_universe and run them before gold is built (and
-    again, stale, on later runs). The gold group renders and runs them after the gold models.
-    """
-    own = DBT_PROJECT_DIR / "models" / layer
-    for node_id, task in list(group.tasks_map.items()):
-        node = group.dbt_graph.filtered_nodes.get(node_id)
-        if node is None or node.resource_type is not DbtResourceType.TEST:
-            continue
-        if (DBT_PROJECT_DIR / node.original_file_path).is_relative_to(own):
-            continue
-        for upstream in task.upstream_list:
-            upstream.downstream_task_ids.discard(task.task_id)
-        for downstream in task.downstream_list:
-            downstream.upstream_task_ids.discard(task.task_id)
-        task.task_group._remove(task)
-        del task.dag.task_dict[task.task_id]
-        del group.tasks_map[node_id]
-
-
 def dbt_layer(group_id: str, layer: str, **task_group_kwargs: Any) -> DbtTaskGroup:
-    """A task group with a run task and a test task for every model under models/<layer>, and a
-    task of its own for each test of the layer that reads several models, after all of them."""
-    if not MANIFEST_PATH.is_file():
+    """A task group running the dbt models under models/<layer> and their tests, with a task (a
+    sensor in watcher mode) for every model and for every model's tests."""
+    ls_file = layer_ls_file(layer)
+    if not ls_file.is_file():
         raise FileNotFoundError(
-            f"dbt manifest {MANIFEST_PATH} is missing: build it with `{MANIFEST_COMMAND}` "
-            "(`make up` does this)"
+            f"{ls_file} is missing: build what the dbt DAGs are rendered from with "
+            f"`{BUILD_COMMAND}` (`make up` does this)"
         )
-    group = DbtTaskGroup(
+    mode = execution_mode()
+    excluded = [
+        a for t in DBT_SCHEDULED_EXCLUDED_RESOURCE_TYPES for a in ("--exclude-resource-type", t)
+    ]
+    operator_args: dict[str, Any] = {
+        "on_execute_callback": point_dbt_at_warehouse,
+        "dbt_cmd_flags": excluded,
+    }
+    if mode is ExecutionMode.WATCHER:
+        operator_args["poke_interval"] = SENSOR_POKE_SECONDS
+    return DbtTaskGroup(
         group_id=group_id,
         project_config=ProjectConfig(
             dbt_project_path=DBT_PROJECT_DIR,
-            manifest_path=MANIFEST_PATH,
             project_name="crypto_analytics",
             install_dbt_deps=False,  # no packages: dbt_utils-style tests live in dbt/macros
             dbt_vars=SCHEDULED_DBT_VARS,
@@ -110,20 +121,28 @@ def dbt_layer(group_id: str, layer: str, **task_group_kwargs: Any) -> DbtTaskGro
             profiles_yml_filepath=DBT_PROJECT_DIR / "profiles.yml",
         ),
         execution_config=ExecutionConfig(
+            execution_mode=mode,
             invocation_mode=InvocationMode.DBT_RUNNER,
-            test_indirect_selection=TestIndirectSelection.CAUTIOUS,
+            # Test tasks get it from here; the watcher's build from setup_operator_args (Cosmos
+            # gives it nothing else, and dbt's default, eager, would run gold's relationship
+            # tests in silver's build, before gold exists).
+            test_indirect_selection=TestIndirectSelection(DBT_INDIRECT_SELECTION),
+            setup_operator_args={"indirect_selection": DBT_INDIRECT_SELECTION},
         ),
         render_config=RenderConfig(
-            load_method=LoadMode.DBT_MANIFEST,
+            load_method=LoadMode.DBT_LS_FILE,
+            dbt_ls_path=ls_file,
+            # The watcher's one build selects with this; the ls file already holds its nodes.
             select=[f"path:models/{layer}"],
             test_behavior=TestBehavior.AFTER_EACH,
-            should_detach_multiple_parents_tests=True,
+            # A test reading several models (a relationships test): in watcher mode it counts
+            # towards each of their test tasks, as the build reports it; per model it needs a
+            # task of its own, after all of them.
+            should_detach_multiple_parents_tests=mode is ExecutionMode.LOCAL,
             # One Asset per layer is the scheduling contract; Cosmos's per-model Assets would name
             # the physical host and database, so they would differ between deployments.
             emit_datasets=False,
         ),
-        operator_args={"on_execute_callback": point_dbt_at_warehouse},
+        operator_args=operator_args,
         **task_group_kwargs,
     )
-    _drop_tests_of_other_layers(group, layer)
-    return group

@@ -1,40 +1,45 @@
 """
-### Gold aggregation: dbt marts under `models/gold`, each followed by its tests
+### Gold aggregation: the dbt marts under `models/gold`, each followed by its tests
 
 Scheduled on the **`crypto_silver`** Asset, so it runs after every silver run whose models and tests
-all passed. Cosmos renders one `run` task and one `test` task per mart (daily metrics, category
-metrics, correlations, the data-quality summary) from the pre-built manifest
-`dbt/target/manifest.json`. The relationship tests from gold to `silver.token_universe` run here.
+all passed. `transform_gold.dbt_producer_watcher` runs the layer as ONE `dbt build` (daily
+metrics, category metrics, correlations, the data-quality summary, and the gold views over the
+analytics results); every mart has a `run` and a `test` task that follow that build (Cosmos
+watcher mode). Gold's relationship tests to `silver.token_universe` run here, after the marts.
 
-`announce_gold` emits the **`crypto_gold`** Asset (for the dashboard and the ML jobs) only when every
-mart built and every test passed.
+`announce_gold` emits the **`crypto_gold`** Asset (for the dashboard, the alerts and the ML jobs)
+only when every mart built and every test passed.
 
 dbt connects to the platform's warehouse (CRYPTO_DATABASE_URL, or the embedded server) through the
-DBT_* variables `crypto_analytics.dbt_runner.dbt_env` fills before each task. After changing the
-dbt project, rebuild the manifest: `python -m crypto_analytics.airflow_local manifest`.
+DBT_* variables `crypto_analytics.dbt_runner.dbt_env` fills before each task. The tasks are
+rendered from `dbt/target_airflow/gold.ls.json`: after changing the dbt project run
+`make dbt-parse` (`make up` does it when a dbt file is newer).
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from airflow.sdk import dag, task
 from crypto_assets import GOLD, SILVER
 from crypto_dbt import dbt_layer
 
+from crypto_analytics.contract import DAG_START_DATE, DAG_TAGS, DEFAULT_TASK_ARGS, GOLD_DAG_ID
+
 log = logging.getLogger(__name__)
 
 
 @dag(
+    dag_id=GOLD_DAG_ID,
     schedule=[SILVER],
-    start_date=datetime(2024, 1, 1, tzinfo=UTC),
+    start_date=DAG_START_DATE,
     catchup=False,
     max_active_runs=1,
     dagrun_timeout=timedelta(hours=1),
     doc_md=__doc__,
-    tags=["gold", "dbt"],
-    default_args={"owner": "data-platform", "retries": 2, "retry_delay": timedelta(minutes=1)},
+    tags=DAG_TAGS[GOLD_DAG_ID],
+    default_args=DEFAULT_TASK_ARGS,
 )
 def gold_aggregation() -> None:
     marts = dbt_layer("transform_gold", "gold")

@@ -8,7 +8,7 @@ and the code that reads it.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 #: Crypto markets never close: annualise daily figures with 365 periods, not 252.
@@ -33,6 +33,43 @@ DEFAULT_TASK_ARGS: Final[dict[str, Any]] = {
     "retries": 2,
     "retry_delay": timedelta(minutes=1),
 }
+
+#: The pipeline's DAG ids, in the order one cycle runs them (bronze -> silver -> gold by Assets).
+BRONZE_DAG_ID: Final = "bronze_ingestion"
+SILVER_DAG_ID: Final = "silver_transformation"
+GOLD_DAG_ID: Final = "gold_aggregation"
+PIPELINE_DAG_IDS: Final = (BRONZE_DAG_ID, SILVER_DAG_ID, GOLD_DAG_ID)
+
+#: Tags of each pipeline DAG (the Airflow UI filters by them).
+DAG_TAGS: Final[dict[str, list[str]]] = {
+    BRONZE_DAG_ID: ["bronze", "ingestion"],
+    SILVER_DAG_ID: ["silver", "dbt"],
+    GOLD_DAG_ID: ["gold", "dbt"],
+}
+
+#: Every 15 minutes: the bronze DAG's schedule; silver and gold follow by Asset.
+BRONZE_SCHEDULE: Final = "*/15 * * * *"
+
+#: start_date of every DAG (with catchup=False it only has to lie in the past).
+DAG_START_DATE: Final = datetime(2024, 1, 1, tzinfo=UTC)
+
+#: Fetches of one bronze run that may hold an executor slot at once: a hanging source then never
+#: takes every slot of a 2-core machine's executor, so loads and checks always find one.
+MAX_ACTIVE_FETCHES: Final = 2
+
+#: The dbt layers (folders under dbt/models) that each have a DAG, and where `make dbt-parse`
+#: writes what those DAGs are rendered from (one `dbt ls` file per layer, under the dbt project):
+#: a folder of its own, so `make docs` or a `crypto-analytics dbt ...` run never overwrites it.
+DBT_LAYERS: Final = ("silver", "gold")
+DBT_AIRFLOW_TARGET: Final = "target_airflow"
+DBT_LS_FILE_NAME: Final = "{layer}.ls.json"
+
+#: How a layer's scheduled build selects its nodes besides `--select path:models/<layer>`:
+#: buildable indirect selection runs a test in the layer whose models it reads, once all of them
+#: are built (gold's relationships to silver.token_universe run with gold, never before gold);
+#: unit tests check SQL on fixed inputs, so CI runs them and scheduled builds leave them out.
+DBT_INDIRECT_SELECTION: Final = "buildable"
+DBT_SCHEDULED_EXCLUDED_RESOURCE_TYPES: Final = ("unit_test",)
 
 #: The login role the dashboard reads gold with (migration 0007_dashboard_reader.sql creates it;
 #: `crypto-analytics db init` sets its password from DASHBOARD_DB_PASSWORD). Roles are per server.

@@ -32,6 +32,8 @@ os.environ.update(
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
         "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
+        "AIRFLOW__COSMOS__CACHE_DIR": str(_AIRFLOW_HOME / "cosmos"),
+        "AIRFLOW__OPENLINEAGE__NAMESPACE": "crypto_analytics_tests",
     }
 )
 if str(DAGS_FOLDER) not in sys.path:
@@ -52,20 +54,22 @@ def airflow_db() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def dbt_manifest() -> Path:
-    """dbt/target/manifest.json, rebuilt first when a dbt file is newer (as `make up` does), so
-    the silver and gold DAGs are always rendered from the models in the checkout."""
-    from crypto_analytics.airflow_local import (
-        build_dbt_manifest,
-        dbt_manifest_is_stale,
-        dbt_manifest_path,
-    )
+def dbt_dag_inputs() -> dict[str, Path]:
+    """The `dbt ls` file of each dbt layer (what the silver and gold DAGs are rendered from),
+    rebuilt first when a dbt file is newer (as `make up` does), so the DAGs always render the
+    models in the checkout."""
     from crypto_analytics.config import get_settings
+    from crypto_analytics.contract import DBT_LAYERS
+    from crypto_analytics.dbt_artifacts import (
+        artifacts_are_stale,
+        build_airflow_artifacts,
+        layer_ls_path,
+    )
 
     settings = get_settings()
-    if dbt_manifest_is_stale(settings):
-        build_dbt_manifest(settings)
-    return dbt_manifest_path(settings)
+    if artifacts_are_stale(settings):
+        build_airflow_artifacts(settings)
+    return {layer: layer_ls_path(layer, settings) for layer in DBT_LAYERS}
 
 
 def parse_dags(folder_or_file: Path = DAGS_FOLDER):
@@ -78,7 +82,7 @@ def parse_dags(folder_or_file: Path = DAGS_FOLDER):
 
 
 @pytest.fixture(scope="session")
-def dag_bag(dbt_manifest: Path):
+def dag_bag(dbt_dag_inputs: dict[str, Path]):
     """Every DAG file parsed once."""
     return parse_dags()
 

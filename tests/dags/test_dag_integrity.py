@@ -83,7 +83,7 @@ def _refuse(*args, **kwargs):
     raise AssertionError(f"a connection was opened at parse time: {args!r}")
 
 
-def test_parsing_opens_no_connection_and_reads_no_config(dbt_manifest, monkeypatch):
+def test_parsing_opens_no_connection_and_reads_no_config(dbt_dag_inputs, monkeypatch):
     """Parse the folder afresh with every way out of the process patched to fail loudly."""
     import psycopg
     import psycopg2
@@ -120,7 +120,7 @@ print(json.dumps({"errors": {k: str(v) for k, v in bag.import_errors.items()},
 """
 
 #: Modules a DAG file must not pull in at parse time: the pipeline, its heavy dependencies, and
-#: dbt itself (Cosmos renders from the manifest; dbt is imported only when a task runs).
+#: dbt itself (Cosmos renders from the `dbt ls` files; dbt is imported only when a task runs).
 _HEAVY = (
     "pandas",
     "pyarrow",
@@ -133,7 +133,7 @@ _HEAVY = (
 )
 
 
-def test_parsing_imports_nothing_heavy(dbt_manifest):
+def test_parsing_imports_nothing_heavy(dbt_dag_inputs):
     """In a clean interpreter, so modules other tests imported cannot hide a parse-time import."""
     probe = subprocess.run(
         [sys.executable, "-c", _PROBE, str(DAGS_FOLDER)],
@@ -147,119 +147,3 @@ def test_parsing_imports_nothing_heavy(dbt_manifest):
     assert set(result["dags"]) == EXPECTED_DAG_IDS
     heavy = [m for m in result["new_modules"] if m.startswith(_HEAVY)]
     assert heavy == []
-
-
-# --- silver and gold (Cosmos) --------------------------------------------------------------------
-
-
-def _manifest_models(manifest: dict, layer: str) -> set[str]:
-    return {
-        node["name"]
-        for node in manifest["nodes"].values()
-        if node["resource_type"] == "model"
-        and node["original_file_path"].startswith(f"models/{layer}/")
-    }
-
-
-def _cosmos_tasks(dag) -> list:
-    from cosmos.operators.local import DbtLocalBaseOperator
-
-    return [t for t in dag.tasks if isinstance(t, DbtLocalBaseOperator)]
-
-
-@pytest.mark.parametrize(
-    ("dag_id", "layer", "consumes", "produces", "announcer"),
-    [
-        ("silver_transformation", "silver", "crypto_bronze", "crypto_silver", "announce_silver"),
-        ("gold_aggregation", "gold", "crypto_silver", "crypto_gold", "announce_gold"),
-    ],
-)
-def test_layer_dag_runs_every_model_of_its_layer_then_announces(
-    dag_bag, dbt_manifest, dag_id, layer, consumes, produces, announcer
-):
-    from cosmos.constants import InvocationMode
-    from cosmos.operators.local import DbtRunLocalOperator
-
-    manifest = json.loads(dbt_manifest.read_text())
-    dag = dag_bag.dags[dag_id]
-
-    assert [a.name for a in dag.timetable.asset_condition.objects] == [consumes]
-    run_tasks = [t for t in dag.tasks if isinstance(t, DbtRunLocalOperator)]
-    rendered_models = {t.task_id.split(".")[1].removesuffix("_run") for t in run_tasks}
-    assert rendered_models == _manifest_models(manifest, layer)
-    assert len(run_tasks) == len(rendered_models)
-    for task in _cosmos_tasks(dag):
-        assert task.invocation_mode == InvocationMode.DBT_RUNNER
-        assert task.on_execute_callback, f"{task.task_id} would run dbt without the DBT_* env"
-    # The announcer is the only leaf and needs every dbt task to have succeeded.
-    assert [t.task_id for t in dag.leaves] == [announcer]
-    announce = dag.task_dict[announcer]
-    assert announce.trigger_rule == "all_success"
-    assert [a.name for a in announce.outlets] == [produces]
-    assert {t.task_id for t in _cosmos_tasks(dag)} <= announce.get_flat_relative_ids(upstream=True)
-
-
-def test_every_tested_model_has_a_test_task_after_its_run(dag_bag, dbt_manifest):
-    """A model with data tests gets `<model>.test` right after `<model>.run` in its layer's DAG."""
-    from cosmos.operators.local import DbtTestLocalOperator
-
-    manifest = json.loads(dbt_manifest.read_text())
-    tested_alone: set[str] = set()  # models with a test of their own
-    touched: set[str] = set()  # models any test reads (Cosmos gives each a test task)
-    for node in manifest["nodes"].values():
-        parents = [p.split(".")[-1] for p in node["depends_on"]["nodes"] if p.startswith("model.")]
-        if node["resource_type"] == "test":
-            touched.update(parents)
-            if len(parents) == 1:
-                tested_alone.add(parents[0])
-    test_tasks = {
-        t.task_id: t
-        for dag_id in ("silver_transformation", "gold_aggregation")
-        for t in dag_bag.dags[dag_id].tasks
-        if isinstance(t, DbtTestLocalOperator)
-    }
-    per_model = {tid.split(".")[1]: t for tid, t in test_tasks.items() if tid.endswith(".test")}
-    assert tested_alone <= set(per_model) <= touched
-    for task in per_model.values():
-        assert task.upstream_task_ids == {task.task_id.removesuffix(".test") + ".run"}
-        assert task.indirect_selection == "cautious"
-
-
-def test_multi_model_tests_run_once_in_their_layer_after_their_models(dag_bag, dbt_manifest):
-    """Cautious selection leaves a test that reads several models out of each model's test task,
-    so each such test must be one task of its own, in the DAG of the layer whose YAML defines it
-    (gold's relationships to silver.token_universe in gold, never in silver before gold exists),
-    downstream of every model of that layer it reads."""
-    manifest = json.loads(dbt_manifest.read_text())
-    dags = {
-        "silver": dag_bag.dags["silver_transformation"],
-        "gold": dag_bag.dags["gold_aggregation"],
-    }
-    layer_models = {layer: _manifest_models(manifest, layer) for layer in dags}
-    checked = 0
-    for node in manifest["nodes"].values():
-        parents = {p.split(".")[-1] for p in node["depends_on"]["nodes"] if p.startswith("model.")}
-        if node["resource_type"] != "test" or len(parents) < 2:
-            continue
-        layer = node["original_file_path"].split("/")[1]
-        task_id = f"transform_{layer}.{node['name']}_test"
-        assert task_id in dags[layer].task_dict, f"dbt test {node['name']} runs nowhere"
-        for other, dag in dags.items():
-            if other != layer:
-                assert not [t for t in dag.task_dict if node["name"] in t], (
-                    f"{node['name']} in {other}"
-                )
-        upstream = dags[layer].task_dict[task_id].get_flat_relative_ids(upstream=True)
-        for model in parents & layer_models[layer]:
-            assert {f"transform_{layer}.{model}.run", f"transform_{layer}.{model}_run"} & upstream
-        checked += 1
-    assert checked >= 1  # the project has relationship tests: this must not pass vacuously
-
-
-def test_scheduled_dbt_builds_pass_the_platform_s_scheduled_vars():
-    """The cosmos DAGs keep a literal copy (no package import at parse time): it must not drift."""
-    import crypto_dbt
-
-    from crypto_analytics.contract import SCHEDULED_DBT_VARS
-
-    assert crypto_dbt.SCHEDULED_DBT_VARS == SCHEDULED_DBT_VARS

@@ -86,7 +86,7 @@ changed_days as (
         (changed_prices."timestamp" at time zone 'UTC')::date as date
     from {{ ref('crypto_prices_cleaned') }} as changed_prices
     cross join watermark
-    where changed_prices._last_ingested_at > watermark.ingested_at
+    where changed_prices._last_ingested_at >= watermark.ingested_at
 
     union all
 
@@ -95,7 +95,7 @@ changed_days as (
         ((changed_snapshots."timestamp" - interval '1 microsecond') at time zone 'UTC')::date
     from {{ ref('stg_bronze__market_data') }} as changed_snapshots
     cross join watermark
-    where changed_snapshots._ingested_at > watermark.ingested_at
+    where changed_snapshots._ingested_at >= watermark.ingested_at
 
 ),
 
