@@ -1,0 +1,192 @@
+"""A local Binance for the stream tests: a WebSocket server that plays scripted sessions of real
+recorded frames, and a REST klines venue for the backfill.
+
+Why real servers: reconnects, dropped TCP connections, HTTP 451 handshakes and pings must travel
+through the `websockets` client and ccxt's HTTP stack exactly as they do live.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from pathlib import Path
+from typing import Any
+
+from pytest_httpserver import HTTPServer
+from websockets.asyncio.server import ServerConnection, serve
+from werkzeug import Request, Response
+
+NAUTILUS = Path("api_samples/binance/nautilus_trader")
+CAPTURE = Path("api_samples/binance/cryptofeed_capture/BINANCE.ws.1.0")
+
+
+def recorded_rest_klines(shared_data: Path) -> list[list[Any]]:
+    """Real GET /api/v3/klines rows: BTCUSDT 1m, 2021-10-22 23:03 to 23:12 UTC."""
+    return json.loads((shared_data / NAUTILUS / "http_spot_market_klines.json").read_text())
+
+
+def recorded_capture_frames(shared_data: Path) -> list[str]:
+    """The real combined-stream frames of the cryptofeed capture (depth, bookTicker, aggTrade and
+    two open klines of markets we do not subscribe to)."""
+    lines = (shared_data / CAPTURE).read_text().splitlines()[1:]
+    return [line.split(": ", 1)[1] for line in lines if ": " in line]
+
+
+def ws_from_rest(
+    row: Sequence[Any], market: str = "BTCUSDT", *, closed: bool = True, close: str | None = None
+) -> str:
+    """A recorded REST kline as the stream sends the same candle: same decimal strings; an open
+    update may carry a different (intermediate) close."""
+    k = {
+        "t": row[0], "T": row[6], "s": market, "i": "1m", "f": 1, "L": 2,
+        "o": row[1], "c": close or row[4], "h": row[2], "l": row[3], "v": row[5], "n": row[8],
+        "x": closed, "q": row[7], "V": row[9], "Q": row[10], "B": row[11],
+    }  # fmt: skip
+    data = {"e": "kline", "E": int(row[6]) + 1, "s": market, "k": k}
+    return json.dumps({"stream": f"{market.lower()}@kline_1m", "data": data}, separators=(",", ":"))
+
+
+# --- the WebSocket server -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Send:
+    raw: str
+
+
+@dataclass(frozen=True)
+class Pause:
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Drop:
+    """Cut the TCP connection without a close frame (a network failure)."""
+
+
+@dataclass(frozen=True)
+class Close:
+    """A clean close handshake from the server (code 1001, as at Binance's 24 h cut)."""
+
+
+@dataclass(frozen=True)
+class Hold:
+    """Keep the connection open until the client leaves."""
+
+
+@dataclass(frozen=True)
+class Refuse:
+    """Answer the handshake with this HTTP status (451: unavailable from this location)."""
+
+    status: int
+
+
+Step = Send | Pause | Drop | Close | Hold | Refuse
+
+
+@dataclass
+class ScriptedBinance:
+    """Each accepted connection plays the next session; after the last one, connections hold."""
+
+    sessions: list[list[Step]]
+    paths: list[str] = field(default_factory=list)
+    handshakes: int = 0
+    port: int = 0
+    _loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    def _next(self) -> list[Step]:
+        return self.sessions.pop(0) if self.sessions else [Hold()]
+
+    def _process_request(self, connection: ServerConnection, request: Any) -> Any:
+        self.handshakes += 1
+        self.paths.append(request.path)
+        if self.sessions and isinstance(self.sessions[0][0], Refuse):
+            status = self.sessions.pop(0)[0].status  # type: ignore[union-attr]
+            return connection.respond(HTTPStatus(status), "refused by the test venue\n")
+        return None
+
+    async def _handler(self, ws: ServerConnection) -> None:
+        for step in self._next():
+            if isinstance(step, Send):
+                await ws.send(step.raw)
+            elif isinstance(step, Pause):
+                await asyncio.sleep(step.seconds)
+            elif isinstance(step, Drop):
+                ws.transport.abort()
+                return
+            elif isinstance(step, Close):
+                await ws.close(1001, "going away")
+                return
+            elif isinstance(step, Hold):
+                await ws.wait_closed()
+                return
+
+    @contextmanager
+    def running(self) -> Iterator[ScriptedBinance]:
+        ready = threading.Event()
+        stop: asyncio.Future[None] | None = None
+
+        async def main() -> None:
+            nonlocal stop
+            stop = asyncio.get_running_loop().create_future()
+            async with serve(
+                self._handler,
+                "127.0.0.1",
+                0,
+                process_request=self._process_request,
+                ping_interval=None,
+            ) as server:
+                self.port = next(iter(server.sockets)).getsockname()[1]
+                ready.set()
+                await stop
+
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        thread = threading.Thread(target=loop.run_until_complete, args=(main(),), daemon=True)
+        thread.start()
+        assert ready.wait(10), "the local WebSocket server did not start"
+        try:
+            yield self
+        finally:
+            loop.call_soon_threadsafe(
+                lambda: stop.set_result(None) if stop and not stop.done() else None
+            )
+            thread.join(10)
+
+
+# --- the REST venue -----------------------------------------------------------------------------
+
+
+class KlinesVenue:
+    """GET /api/v3/klines from fixed rows, honouring symbol, startTime, endTime and limit."""
+
+    def __init__(self, rows: list[list[Any]], market: str = "BTCUSDT") -> None:
+        self.rows = rows
+        self.market = market
+        self.requests: list[dict[str, str]] = []
+
+    def __call__(self, request: Request) -> Response:
+        args = request.args.to_dict()
+        self.requests.append(args)
+        if args.get("symbol") != self.market:
+            return Response(json.dumps({"code": -1121, "msg": "Invalid symbol."}), status=400)
+        start = int(args.get("startTime", 0))
+        end = int(args.get("endTime", 2**62))
+        limit = int(args.get("limit", 500))
+        picked = [r for r in self.rows if start <= r[0] <= end][:limit]
+        return Response(json.dumps(picked), content_type="application/json")
+
+
+def serve_klines(httpserver: HTTPServer, venue: Callable[[Request], Response]) -> str:
+    """Route the venue on the server; returns the base URL to use as stream.rest_url."""
+    httpserver.expect_request("/api/v3/klines").respond_with_handler(venue)
+    return f"http://{httpserver.host}:{httpserver.port}"
