@@ -39,6 +39,13 @@ from crypto_ml.portfolio.cli import app as portfolio_app  # noqa: E402
 
 app.add_typer(portfolio_app, name="portfolio")
 
+# The real-time stream and the alert engine (typer only at import, like the sub-apps above).
+from crypto_analytics.alerts.cli import app as alerts_app  # noqa: E402
+from crypto_analytics.streaming.cli import stream  # noqa: E402
+
+app.add_typer(alerts_app, name="alerts")
+app.command()(stream)
+
 log = logging.getLogger("crypto_analytics.cli")
 
 SourceOpt = Annotated[

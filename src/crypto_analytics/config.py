@@ -165,6 +165,69 @@ class NotificationsConfig(StrictModel):
     smtp: SmtpConfig = SmtpConfig()
 
 
+class StreamConfig(StrictModel):
+    """The real-time candle stream (`crypto-analytics stream`, crypto_analytics.streaming)."""
+
+    #: binance: Binance's combined kline stream; synthetic: the offline minute feed; auto:
+    #: synthetic when ingestion.default_sources is ["synthetic"] (the offline set-up), else binance.
+    feed: Literal["auto", "binance", "synthetic"] = "auto"
+    #: The critical tokens streamed; empty = every token the feed serves.
+    symbols: list[str] = ["BTC", "ETH", "SOL", "BNB", "XRP"]
+    interval: str = "1m"
+    #: WebSocket base URL, then market-data-only fallbacks tried on HTTP 451 (geoblocking).
+    ws_url: str = "wss://stream.binance.com:9443"
+    fallback_ws_urls: list[str] = ["wss://data-stream.binance.vision"]
+    #: REST base URL for the backfill after a reconnect (451 falls back to sources.exchange.fallback_hosts).
+    rest_url: str = "https://api.binance.com"
+    #: A micro-batch is flushed to bronze at this many closed candles, when every streamed token's
+    #: candle for the newest minute has arrived, or when its oldest candle has waited flush_seconds.
+    batch_size: int = Field(500, ge=1)
+    flush_seconds: float = Field(1.0, gt=0)
+    #: Reconnect backoff: doubling from the initial delay, capped, with jitter (never a storm).
+    backoff_initial_seconds: float = Field(1.0, gt=0)
+    backoff_max_seconds: float = Field(60.0, gt=0)
+    #: Binance closes every connection at 24 h; we reconnect (and backfill) before that.
+    max_connection_hours: float = Field(23.5, gt=0)
+    open_timeout_seconds: float = Field(10.0, gt=0)
+    ping_interval_seconds: float = Field(20.0, gt=0)
+    ping_timeout_seconds: float = Field(20.0, gt=0)
+    #: How often stream.heartbeat is written (also on every status change).
+    heartbeat_seconds: float = Field(10.0, gt=0)
+    #: Missed candles are backfilled over REST at most this far back (an older gap stays a gap,
+    #: flagged by silver); a token with no candle at all starts initial_backfill_minutes back.
+    max_backfill_hours: float = Field(72.0, gt=0)
+    initial_backfill_minutes: int = Field(60, ge=0)
+    #: The synthetic feed sends an open-candle update per token this often.
+    synthetic_tick_seconds: float = Field(5.0, gt=0)
+
+    @field_validator("interval")
+    @classmethod
+    def _known_interval(cls, value: str) -> str:
+        interval_length(value)
+        return value
+
+
+AlertChannel = Literal["email", "webhook"]
+
+
+class AlertsConfig(StrictModel):
+    """The alert engine (crypto_analytics.alerts): rules live in rules_file, channels here.
+
+    The webhook URL is secret-ish (Slack's carries a token): it comes only from ALERT_WEBHOOK_URL."""
+
+    rules_file: Path = Path("config/alerts.yaml")
+    #: slack: {"text", "blocks"} for Slack/Mattermost incoming webhooks; json: {"text", "alert"}
+    #: with every field of the alert, for any other receiver.
+    webhook_format: Literal["slack", "json"] = "slack"
+    webhook_timeout_seconds: float = Field(10.0, gt=0)
+    #: A failed delivery stays in the outbox and is retried after base x 2^(attempts-1) seconds,
+    #: capped at max; it is never dropped.
+    retry_base_seconds: float = Field(30.0, ge=0)
+    retry_max_seconds: float = Field(3600.0, ge=0)
+    #: How often the stream process retries pending deliveries.
+    stream_delivery_seconds: float = Field(30.0, gt=0)
+
+
 class DashboardConfig(StrictModel):
     """The Streamlit dashboard (streamlit/app.py). It logs in as the read-only role
     `dashboard_reader` (password from DASHBOARD_DB_PASSWORD); REDIS_URL selects the shared cache."""
@@ -305,10 +368,13 @@ class Settings(BaseSettings):
     smtp_password: SecretStr | None = Field(None, validation_alias="SMTP_PASSWORD")
     dashboard_db_password: SecretStr | None = Field(None, validation_alias="DASHBOARD_DB_PASSWORD")
     redis_url: SecretStr | None = Field(None, validation_alias="REDIS_URL")
+    alert_webhook_url: SecretStr | None = Field(None, validation_alias="ALERT_WEBHOOK_URL")
     tokens: list[Token]
     sources: SourcesConfig = SourcesConfig()
     ingestion: IngestionConfig = IngestionConfig()
     notifications: NotificationsConfig = NotificationsConfig()
+    stream: StreamConfig = StreamConfig()
+    alerts: AlertsConfig = AlertsConfig()
     dashboard: DashboardConfig = DashboardConfig()
     portfolio: PortfolioConfig = PortfolioConfig()
     schedules: dict[str, str] = {}
