@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from crypto_ml.errors import InvalidInput, NotEnoughData
+from crypto_ml.portfolio import montecarlo
 from crypto_ml.portfolio.estimators import (
     covariance,
     expected_returns,
@@ -142,7 +143,7 @@ def test_build_inputs_with_forecasts_excludes_tokens_without_one(settings, price
     assert inputs.expected_returns["SOL"] == 0.9
 
 
-def test_monte_carlo_statistics_equal_a_direct_computation():
+def test_monte_carlo_statistics_equal_a_direct_computation(monkeypatch):
     rng = np.random.default_rng(0)
     symbols = list("ABCDEF")
     a = rng.normal(size=(6, 6))
@@ -151,9 +152,14 @@ def test_monte_carlo_statistics_equal_a_direct_computation():
     cloud = random_portfolios(mu, cov, 0.03, 70_000, seed=3)  # spans two chunks
     again = random_portfolios(mu, cov, 0.03, 70_000, seed=3)
     np.testing.assert_array_equal(cloud.expected_returns, again.expected_returns)
+    monkeypatch.setattr(montecarlo, "THREADS", 1)  # the same cloud on one thread
+    np.testing.assert_array_equal(
+        random_portfolios(mu, cov, 0.03, 70_000, seed=3).volatilities, cloud.volatilities
+    )
 
     # The same draws (float32, as the module draws them) through the textbook formulas.
-    draws = np.random.default_rng(3).standard_exponential((50_000, 6), dtype=np.float32)
+    first_chunk = np.random.default_rng(np.random.SeedSequence(3).spawn(2)[0])
+    draws = first_chunk.standard_exponential((50_000, 6), dtype=np.float32)
     weights = draws.astype(float) / draws.astype(float).sum(axis=1, keepdims=True)
     np.testing.assert_allclose(cloud.expected_returns[:50_000], weights @ mu.to_numpy(), rtol=1e-5)
     direct_vol = np.sqrt(np.einsum("ij,jk,ik->i", weights, cov.to_numpy(), weights))
