@@ -8,20 +8,23 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
-import click
 import typer
 from typer.core import TyperGroup
 
+from crypto_analytics.config import SourcesConfig
 from crypto_analytics.errors import CryptoAnalyticsError
+
+if TYPE_CHECKING:
+    from crypto_analytics.ingestion.pipeline import FetchRequest, Plan
 
 
 class OneLineErrors(TyperGroup):
     """Any platform error a command (or a sub-app mounted here) lets escape ends as one red
     `error: ...` line and exit 1, never a traceback."""
 
-    def invoke(self, ctx: click.Context) -> object:
+    def invoke(self, ctx: Any) -> Any:  # typer's vendored click Context
         try:
             return super().invoke(ctx)
         except CryptoAnalyticsError as exc:
@@ -53,7 +56,8 @@ SourceOpt = Annotated[
     typer.Option(
         "--source",
         "-s",
-        help="Source to use (repeatable): exchange, binance_archive, yahoo, coingecko, synthetic.",
+        # the sources are the settings' sources.<name> sections (see ingestion/sources/registry.py)
+        help=f"Source to use (repeatable): {', '.join(SourcesConfig.model_fields)}.",
     ),
 ]
 SymbolOpt = Annotated[
@@ -97,13 +101,9 @@ def _fail(message: str) -> typer.Exit:
 
 
 def _parse_time(value: str, option: str) -> datetime:
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise _fail(
-            f"{option} {value!r} is not a date or ISO timestamp (e.g. 2024-01-31 or 2024-01-31T12:00)"
-        ) from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    from crypto_analytics.utc import parse_utc
+
+    return parse_utc(value, option)
 
 
 @db_app.command("init")
@@ -113,12 +113,9 @@ def db_init() -> None:
     from crypto_analytics.migrations.runner import init_database
     from crypto_analytics.warehouse import connect, database_url
 
-    try:
-        settings = get_settings()
-        with connect(database_url(settings)) as conn:
-            applied = init_database(conn, settings)
-    except CryptoAnalyticsError as exc:
-        raise _fail(str(exc)) from exc
+    settings = get_settings()
+    with connect(database_url(settings)) as conn:
+        applied = init_database(conn, settings)
     typer.echo(
         f"migrations applied: {applied or 'none (up to date)'}; universe: {len(settings.tokens)} tokens"
     )
@@ -126,13 +123,12 @@ def db_init() -> None:
 
 @db_app.command("url")
 def db_url() -> None:
-    """Print the warehouse URL (starting the embedded server when CRYPTO_DATABASE_URL is unset)."""
+    """Print the warehouse URL, password masked (starting the embedded server when
+    CRYPTO_DATABASE_URL is unset)."""
+    from crypto_analytics.redaction import redact
     from crypto_analytics.warehouse import database_url
 
-    try:
-        typer.echo(database_url())
-    except CryptoAnalyticsError as exc:
-        raise _fail(str(exc)) from exc
+    typer.echo(redact(database_url()))
 
 
 @db_app.command("stop")
@@ -148,17 +144,29 @@ def db_stop() -> None:
     typer.echo("embedded PostgreSQL stopped")
 
 
-def _run(requests: list, progress: bool) -> None:
+def _announce_plan(planned: Plan) -> None:
+    """Say, at default verbosity, what the plan leaves out and why, and what it found abandoned."""
+    for skip in planned.skipped:
+        typer.echo(f"skipped: {skip.describe()}")
+    if planned.expired:
+        typer.secho(
+            f"marked {len(planned.expired)} abandoned batch(es) of earlier runs failed "
+            "(their loads died without reporting)",
+            fg=typer.colors.YELLOW,
+            err=True,
+        )
+
+
+def _run(requests: list[FetchRequest], progress: bool) -> None:
     from crypto_analytics.ingestion.pipeline import ingest
 
-    reports, failures = ingest(requests, progress=progress)
-    inserted = sum(r["rows_inserted"] for r in reports)
-    quarantined = sum(r["rows_quarantined"] for r in reports)
+    result = ingest(requests, progress=progress)
     typer.echo(
-        f"{len(reports)} batches loaded: {inserted} rows inserted, {quarantined} quarantined"
+        f"{len(result.reports)} batches loaded: {result.rows_inserted} rows inserted, "
+        f"{result.rows_quarantined} quarantined"
     )
-    if failures:
-        for failure in failures:
+    if result.failures:
+        for failure in result.failures:
             typer.secho(f"failed: {failure}", fg=typer.colors.RED, err=True)
         raise typer.Exit(code=1)
 
@@ -171,15 +179,14 @@ def ingest(
     dataset: DatasetOpt = None,
 ) -> None:
     """Fetch only what is new since each watermark and load it into bronze."""
-    from crypto_analytics.ingestion.pipeline import plan_requests
+    from crypto_analytics.ingestion.pipeline import plan
 
-    try:
-        requests = plan_requests(
-            sources=source, symbols=symbol, intervals=interval, datasets=dataset
-        )
-    except (CryptoAnalyticsError, ValueError) as exc:
-        raise _fail(str(exc)) from exc
-    _run(requests, progress=False)
+    planned = plan(sources=source, symbols=symbol, intervals=interval, datasets=dataset)
+    _announce_plan(planned)
+    if not planned.requests:
+        typer.echo("nothing new to fetch: every series is up to date with its last closed candle")
+        return
+    _run(planned.requests, progress=False)
 
 
 @app.command()
@@ -193,50 +200,49 @@ def backfill(
     interval: IntervalOpt = None,
     dataset: DatasetOpt = None,
 ) -> None:
-    """Fill a historical range, with a progress bar. Rows already in bronze are not duplicated."""
-    from crypto_analytics.ingestion.pipeline import plan_requests
+    """Fill a historical range, with a progress bar. Rows already in bronze are not duplicated.
+
+    Exits 1 when the window holds no closed candle (it lies in the future, or is shorter than
+    one candle) or when nothing in it can be fetched (the reasons are printed)."""
+    from crypto_analytics.ingestion.pipeline import plan
 
     start = _parse_time(since, "--since")
     end = _parse_time(until, "--until") if until else None
-    try:
-        requests = plan_requests(
-            sources=source,
-            symbols=symbol,
-            intervals=interval,
-            since=start,
-            until=end,
-            datasets=dataset,
-        )
-    except (CryptoAnalyticsError, ValueError) as exc:
-        raise _fail(str(exc)) from exc
-    _run(requests, progress=True)
+    planned = plan(
+        sources=source, symbols=symbol, intervals=interval, since=start, until=end, datasets=dataset
+    )
+    _announce_plan(planned)
+    _run(planned.requests, progress=True)
 
 
 @app.command()
 def replay(
     source: Annotated[str | None, typer.Option(help="Only this source_api.")] = None,
-    dataset: Annotated[str | None, typer.Option(help="Only this dataset.")] = None,
+    dataset: Annotated[
+        str | None, typer.Option(help="Only this dataset: ohlcv, market or orderbook.")
+    ] = None,
 ) -> None:
-    """Rebuild bronze from the raw lake, with no network."""
+    """Rebuild bronze from the raw lake, with no network.
+
+    Every good batch is loaded (each reload audited on its own row); a corrupt or missing lake
+    file costs only its own batch, which is audited as failed and named here; exits 1 if any."""
     from crypto_analytics.ingestion.pipeline import replay as replay_lake
 
-    try:
-        reports = replay_lake(source=source, dataset=dataset, progress=True)
-    except CryptoAnalyticsError as exc:
-        raise _fail(str(exc)) from exc
-    inserted = sum(r["rows_inserted"] for r in reports)
-    typer.echo(f"replayed {len(reports)} batches: {inserted} rows inserted")
+    report = replay_lake(source=source, dataset=dataset, progress=True)
+    typer.echo(f"replayed {len(report.loaded)} batches: {report.rows_inserted} rows inserted")
+    if report.bad:
+        for bad in report.bad:
+            typer.secho(f"failed: {bad.manifest}: {bad.error}", fg=typer.colors.RED, err=True)
+        raise _fail(f"{len(report.bad)} lake batch(es) could not be loaded (listed above)")
 
 
 @app.command()
 def summary() -> None:
-    """Print what bronze holds, per table and source, and the state of recent batches."""
+    """Print what bronze holds, per table and source, and the state of recent batches (loads
+    that died without reporting are marked failed first)."""
     from crypto_analytics.reporting import bronze_summary
 
-    try:
-        typer.echo(bronze_summary())
-    except CryptoAnalyticsError as exc:
-        raise _fail(str(exc)) from exc
+    typer.echo(bronze_summary())
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

@@ -139,6 +139,10 @@ class IngestionConfig(StrictModel):
     retry_max_seconds: float = Field(60.0, ge=0)
     #: A batch quarantining more than this share of its rows fails the bronze quality check.
     max_quarantine_ratio: float = Field(0.05, ge=0, le=1)
+    #: A batch still `running` this long after it started belongs to a process that died
+    #: (SIGKILL, OOM, a lost worker); the next run, replay, `summary` and the quality gate mark it
+    #: failed. Keep it above the longest healthy load (the bronze DAG's runs time out at 1 h).
+    stale_batch_minutes: int = Field(120, ge=1)
 
 
 class SmtpConfig(StrictModel):

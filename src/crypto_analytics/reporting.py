@@ -2,39 +2,67 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from psycopg import sql
 
-from crypto_analytics.warehouse import connect
+from crypto_analytics.config import get_settings
+from crypto_analytics.ingestion import audit
+from crypto_analytics.ingestion.frames import SPECS
+from crypto_analytics.warehouse import connect, database_url
 
-_BRONZE_COUNTS = """
-select 'raw_crypto_prices' as tbl, source_api, count(*), min("timestamp"), max("timestamp"),
-       count(distinct symbol)
-from bronze.raw_crypto_prices group by source_api
-union all
-select 'raw_market_data', source_api, count(*), min("timestamp"), max("timestamp"), count(distinct symbol)
-from bronze.raw_market_data group by source_api
-union all
-select 'raw_orderbook', source_api, count(*), min("timestamp"), max("timestamp"), count(distinct symbol)
-from bronze.raw_orderbook group by source_api
-order by 1, 2
-"""
+#: Failed batches listed by `summary` (the newest first); the audit table has them all.
+RECENT_FAILURES = 5
+
+
+def _bronze_counts() -> sql.Composed:
+    """Rows, time range and symbols per bronze table and source, for every dataset in SPECS."""
+    parts = [
+        sql.SQL(
+            'select {name} as tbl, source_api, count(*), min("timestamp"), max("timestamp"), '
+            "count(distinct symbol) from {table} group by source_api"
+        ).format(
+            name=sql.Literal(spec.table.split(".")[1]),
+            table=sql.Identifier(*spec.table.split(".")),
+        )
+        for spec in SPECS.values()
+    ]
+    return sql.SQL(" union all ").join(parts) + sql.SQL(" order by 1, 2")
 
 
 def bronze_summary() -> str:
-    """A small table: rows, symbols and time range per bronze table and source; batch outcomes."""
+    """A small table: rows, symbols and time range per bronze table and source; batch outcomes,
+    with the latest failures. Batches still `running` past ingestion.stale_batch_minutes are
+    marked failed first: their loads died, and a summary must not show them as running."""
+    settings = get_settings()
     lines = [f"{'table':<20} {'source':<16} {'rows':>9} {'symbols':>7}  range (UTC)"]
-    with connect() as conn:
-        for table, source, rows, first, last, symbols in conn.execute(_BRONZE_COUNTS):
+    with connect(database_url(settings)) as conn:
+        expired = audit.expire_stale_running(
+            conn, timedelta(minutes=settings.ingestion.stale_batch_minutes)
+        )
+        for table, source, rows, first, last, symbols in conn.execute(_bronze_counts()):
             lines.append(
                 f"{table:<20} {source:<16} {rows:>9} {symbols:>7}  {first:%Y-%m-%d %H:%M} → {last:%Y-%m-%d %H:%M}"
             )
         statuses = conn.execute(
             "select status, count(*) from bronze.ingestion_audit group by status order by status"
         ).fetchall()
+        failures = conn.execute(
+            """
+            select started_at, source_api, dataset, array_to_string(symbols, ','), error
+            from bronze.ingestion_audit where status = 'failed'
+            order by started_at desc limit %s
+            """,
+            (RECENT_FAILURES,),
+        ).fetchall()
         (quarantined,) = conn.execute("select count(*) from bronze.quarantine").fetchone() or (0,)
     lines.append(
         "batches: " + ", ".join(f"{s} {n}" for s, n in statuses) if statuses else "batches: none"
     )
+    if expired:
+        lines.append(f"  ({len(expired)} abandoned batch(es) marked failed just now)")
+    for started, source, dataset, symbols, error in failures:
+        lines.append(f"  failed {started:%Y-%m-%d %H:%M} {source} {dataset} {symbols}: {error}")
     lines.append(f"quarantined rows: {quarantined}")
     return "\n".join(lines)
 

@@ -114,6 +114,7 @@ def test_run_lands_candles_and_audit_and_announces_bronze(warehouse_url, bronze_
         "fetch_to_lake": ["success"] * 3,
         "load_bronze": ["success"] * 3,
         "check_bronze_quality": ["success"],
+        "collect_failures": ["success"],
         "announce_bronze": ["success"],
         "surface_failures": ["success"],
     }
@@ -128,7 +129,10 @@ def test_run_lands_candles_and_audit_and_announces_bronze(warehouse_url, bronze_
         ("SOL", "1d", "succeeded", 30, 30, 0, None),
     ]
     assert _asset_events(run) == [
-        {"asset": "crypto_bronze", "extra": {"batches": 3, "rows_inserted": 90}}
+        {
+            "asset": "crypto_bronze",
+            "extra": {"batches": 3, "rows_inserted": 90, "complete": True, "failures": []},
+        }
     ]
 
     # The same window again: every candle is a duplicate, so nothing new is announced.
@@ -187,10 +191,12 @@ def test_one_failing_symbol_keeps_the_others_and_fails_the_run(
         ),
         ("SOL", "1d", "succeeded", 30, 30, 0, None),
     ]
-    # What landed passed the checks, so silver is told about it despite the failed symbol.
-    assert _asset_events(run) == [
-        {"asset": "crypto_bronze", "extra": {"batches": 2, "rows_inserted": 60}}
-    ]
+    # What landed passed the checks, so silver is told about it despite the failed symbol,
+    # and the event says the run was not complete.
+    (event,) = _asset_events(run)
+    assert event["extra"]["rows_inserted"] == 60 and event["extra"]["batches"] == 2
+    assert event["extra"]["complete"] is False
+    assert event["extra"]["failures"] == ["1 task instance(s) failed: fetch_to_lake_1"]
 
 
 def test_a_failing_symbol_inside_a_grouped_request_keeps_its_group(
@@ -226,6 +232,10 @@ def test_a_failing_symbol_inside_a_grouped_request_keeps_its_group(
         ),
         (["BTC", "SOL"], "succeeded", 60, None),
     ]
-    assert _asset_events(run) == [
-        {"asset": "crypto_bronze", "extra": {"batches": 1, "rows_inserted": 60}}
+    (event,) = _asset_events(run)
+    assert (event["extra"]["batches"], event["extra"]["rows_inserted"]) == (1, 60)
+    assert event["extra"]["complete"] is False
+    assert event["extra"]["failures"] == [
+        "1 symbol(s) could not be fetched: synthetic ETH (SourceUnavailable: synthetic: ETH feed "
+        "is down (injected by the test))"
     ]

@@ -45,9 +45,13 @@ def test_dag_id_is_the_file_stem_and_conventions_hold(dag_bag, path: Path):
     assert dag.start_date is not None and dag.start_date.tzinfo is not None
 
 
-def test_bronze_schedule_matches_the_configured_one(dag_bag):
+def test_bronze_schedule_has_one_home(dag_bag):
+    """The schedule lives in crypto_analytics.contract; config.yaml must not hold a second copy."""
+    from crypto_analytics.contract import BRONZE_SCHEDULE
+
     dag = dag_bag.dags.get("bronze_ingestion")
-    assert dag.schedule == get_settings().schedules["bronze_ingestion"] == "*/15 * * * *"
+    assert dag.schedule == BRONZE_SCHEDULE == "*/15 * * * *"
+    assert "bronze_ingestion" not in get_settings().schedules
     assert dag.max_active_runs == 1
 
 
@@ -60,13 +64,17 @@ def test_bronze_wiring_keeps_other_batches_when_one_fails(dag_bag):
         "fetch_to_lake",
         "load_bronze",
         "check_bronze_quality",
+        "collect_failures",
         "announce_bronze",
         "surface_failures",
     }
     assert tasks["fetch_to_lake"].is_mapped and tasks["load_bronze"].is_mapped
     assert tasks["load_bronze"].trigger_rule == "all_done"
     assert tasks["check_bronze_quality"].trigger_rule == "all_done"
+    assert tasks["collect_failures"].trigger_rule == "all_done"
+    # The event follows the run's own checks: the quality gate and the collected failures.
     assert tasks["announce_bronze"].trigger_rule == "all_success"
+    assert tasks["announce_bronze"].upstream_task_ids == {"check_bronze_quality", "collect_failures"}
     # The only leaf decides the run's state, so it must see every other task.
     assert [t.task_id for t in dag.leaves] == ["surface_failures"]
     assert tasks["surface_failures"].trigger_rule == "all_done"

@@ -48,7 +48,7 @@ def test_backfill_twice_inserts_nothing_the_second_time(warehouse_url):
         (["ingest", "--source", "synthetic", "--symbol", "XYZ"], "unknown symbol 'XYZ'"),
         (["backfill", "--since", "last tuesday"], "--since 'last tuesday' is not a date"),
         (["backfill", "--since", "2024-02-01", "--until", "2024-01-01", "--source", "synthetic"], "must be before"),
-        (["ingest", "--source", "synthetic", "--dataset", "trades"], "'trades' is not a valid Dataset"),
+        (["ingest", "--source", "synthetic", "--dataset", "trades"], "unknown dataset 'trades'; choose from: ohlcv, market, orderbook"),
     ],
 )
 def test_bad_input_exits_1_naming_the_problem(warehouse_url, args, message):

@@ -42,12 +42,12 @@ def test_same_window_three_times_inserts_once(warehouse_url):
     first, failures = _backfill(["BTC", "ETH"], intervals=["1d", "1h"])
     assert failures == []
     expected = 2 * 20 + 2 * 20 * 24
-    assert sum(r["rows_inserted"] for r in first) == expected
+    assert sum(r.rows_inserted for r in first) == expected
     for _ in range(2):
         again, failures = _backfill(["BTC", "ETH"], intervals=["1d", "1h"])
         assert failures == []
-        assert sum(r["rows_inserted"] for r in again) == 0
-        assert sum(r["rows_duplicate"] for r in again) == expected
+        assert sum(r.rows_inserted for r in again) == 0
+        assert sum(r.rows_duplicate for r in again) == expected
     assert _counts(warehouse_url)["raw_crypto_prices"] == expected
     with connect(warehouse_url) as conn:
         statuses = conn.execute(
@@ -88,7 +88,7 @@ def test_one_failing_symbol_does_not_lose_the_others(warehouse_url, monkeypatch)
     monkeypatch.setattr(SyntheticSource, "fetch_ohlcv", flaky)
     reports, failures = _backfill(["BTC", "ETH", "SOL"])
     assert len(failures) == 1 and "ETH endpoint down" in failures[0]
-    assert sorted(s for r in reports for s in r["symbols"]) == ["BTC", "SOL"]
+    assert sorted(s for r in reports for s in r.symbols) == ["BTC", "SOL"]
     with connect(warehouse_url) as conn:
         landed = dict(
             conn.execute(
@@ -114,12 +114,12 @@ def test_bad_rows_are_quarantined_and_the_rest_loads(warehouse_url, monkeypatch)
     monkeypatch.setattr(SyntheticSource, "fetch_ohlcv", corrupt)
     (report,), failures = _backfill(["BTC"])
     assert failures == []
-    assert (report["rows_fetched"], report["rows_inserted"], report["rows_quarantined"]) == (
+    assert (report.rows_fetched, report.rows_inserted, report.rows_quarantined) == (
         20,
         18,
         2,
     )
-    assert report["status"] == "partial"
+    assert report.status == "partial"
     with connect(warehouse_url) as conn:
         reasons = [
             r[0]
@@ -147,11 +147,9 @@ def test_replay_rebuilds_bronze_from_the_lake(warehouse_url):
         conn.execute(
             "truncate bronze.raw_crypto_prices, bronze.raw_market_data, bronze.ingestion_audit, bronze.watermarks"
         )
-    reports = pipeline.replay()
-    assert (
-        sum(r["rows_inserted"] for r in reports)
-        == before["raw_crypto_prices"] + before["raw_market_data"]
-    )
+    replayed = pipeline.replay()
+    assert replayed.bad == ()
+    assert replayed.rows_inserted == before["raw_crypto_prices"] + before["raw_market_data"]
     assert _counts(warehouse_url) == before
     with connect(warehouse_url) as conn:
         assert (
@@ -161,12 +159,12 @@ def test_replay_rebuilds_bronze_from_the_lake(warehouse_url):
             == snapshot
         )
     # Replaying onto a full bronze inserts nothing.
-    assert sum(r["rows_inserted"] for r in pipeline.replay()) == 0
+    assert pipeline.replay().rows_inserted == 0
 
 
 def test_quality_check_passes_on_a_clean_run(warehouse_url):
     reports, _ = _backfill(["BTC"])
-    assert check_bronze(reports)["rows_inserted"] == 20
+    assert check_bronze(reports).rows_inserted == 20
 
 
 def test_bad_arguments_are_named(warehouse_url):

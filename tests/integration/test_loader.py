@@ -20,6 +20,7 @@ from crypto_analytics.errors import LoadError
 from crypto_analytics.ingestion import loader, watermarks
 from crypto_analytics.ingestion.frames import Dataset, conform
 from crypto_analytics.ingestion.loader import copy_into_bronze, load_batch
+from crypto_analytics.ingestion.reports import BatchReport
 from crypto_analytics.ingestion.sources.binance_format import parse_klines
 from crypto_analytics.warehouse import connect
 
@@ -97,8 +98,14 @@ def test_same_batch_three_times_lands_once(conn, shared_data):
     for again in (second, third):
         assert (again.rows_fetched, again.rows_inserted, again.rows_duplicate) == (10, 0, 10)
         assert again.status == "succeeded"
+        # a reload is audited on a row of its own, pointing at the original
+        assert again.replay_of == batch_id and again.batch_id != batch_id
+        assert audit_row(conn, again.batch_id) == ("succeeded", 10, 0, 10, 0, None)
     assert count(conn) == 10
-    assert audit_row(conn, batch_id) == ("succeeded", 10, 0, 10, 0, None)
+    # the original's counts stay true, and summed over the audit they equal what bronze holds
+    assert audit_row(conn, batch_id) == ("succeeded", 10, 10, 0, 0, None)
+    (inserted,) = conn.execute("select sum(rows_inserted) from bronze.ingestion_audit").fetchone()
+    assert inserted == count(conn)
     assert watermarks.get_watermark(conn, "binance", "ohlcv", "BTC", "1m") == LAST_OPEN
     assert conn.execute("select updated_at from bronze.watermarks").fetchone()[0] == wm_updated
 
@@ -357,7 +364,11 @@ def test_report_is_json_safe(conn, shared_data):
         "rows_quarantined": 0,
         "status": "succeeded",
         "load_path": "direct",
+        "symbols": ["BTC"],
+        "replay_of": None,
+        "fetch_failures": [],
     }
+    assert BatchReport.model_validate(json.loads(json.dumps(report.to_json()))) == report
 
 
 def test_a_default_non_autocommit_connection_commits_the_batch(warehouse_url, shared_data):

@@ -2,8 +2,18 @@
 
 Why the 'running' row is committed before any work: a batch whose process is killed (OOM, a
 worker lost by Airflow) can never write its own failure, so it must already be visible as
-running; `expire_stale_running` later turns such rows into failures. Everything else (finish,
-fail, skip) is a single statement.
+running; `expire_stale_running` turns such rows into failures at the start of the next run (plan,
+replay, `summary` and the quality gate call it), and the bronze DAG marks its own run's abandoned
+batches failed when every load has ended. Everything else (finish, fail, skip) is a single
+statement.
+
+Why a reload gets its own row: loading a batch that already landed again (a replay from the lake,
+a cleared Airflow task) used to reset the original row's counts, so the audit said 1,500 rows
+were inserted while bronze held 181,316. `start_batch` now gives such a reload a new batch id
+and a row with `replay_of` pointing at the original; summed over the audit, rows_inserted equals
+what bronze holds.
+
+Every text stored here (errors, skip reasons) passes through crypto_analytics.redaction.
 """
 
 from __future__ import annotations
@@ -20,10 +30,13 @@ from psycopg.rows import dict_row
 
 from crypto_analytics.errors import LoadError
 from crypto_analytics.ingestion.frames import Dataset
+from crypto_analytics.redaction import redact
 
 log = logging.getLogger(__name__)
 
 FinalStatus = Literal["succeeded", "partial"]
+#: Statuses of a batch whose work is over: loading its id again is a reload, not a retry.
+FINISHED = ("succeeded", "partial", "skipped")
 
 #: Errors longer than this are cut: the audit row is for reading, the log keeps the rest.
 MAX_ERROR_CHARS = 4000
@@ -47,20 +60,30 @@ def start_batch(
     window_start: datetime | None = None,
     window_end: datetime | None = None,
     lake_paths: Sequence[str] = (),
-) -> None:
-    """Record the batch as 'running' and commit at once.
+) -> uuid.UUID:
+    """Record the batch as 'running' and commit at once; returns the batch id to load under.
 
-    Starting a batch id again (a retry, a replay from the lake) resets it to running and keeps
-    what the earlier attempt knew (symbols, window, lake paths) where this call passes nothing.
+    A batch id seen before is either a retry or a reload. Its earlier attempt did not finish
+    (running, failed): the row is reset to running and keeps what that attempt knew (symbols,
+    window, lake paths) where this call passes nothing. It finished (succeeded, partial,
+    skipped): the reload gets a new id and a row of its own with `replay_of` = the original,
+    whose counts stay as they were.
     """
     _require_idle(conn, "audit.start_batch")
+    replay_of: uuid.UUID | None = None
     with conn.transaction():
+        earlier = conn.execute(
+            "select status from bronze.ingestion_audit where batch_id = %s for update",
+            (batch_id,),
+        ).fetchone()
+        if earlier is not None and earlier[0] in FINISHED:
+            replay_of, batch_id = batch_id, uuid.uuid4()
         conn.execute(
             """
             insert into bronze.ingestion_audit as a
                 (batch_id, source_api, dataset, symbols, interval, window_start, window_end,
-                 lake_paths, status)
-            values (%s, %s, %s, %s, %s, %s, %s, %s, 'running')
+                 lake_paths, status, replay_of)
+            values (%s, %s, %s, %s, %s, %s, %s, %s, 'running', %s)
             on conflict (batch_id) do update set
                 status = 'running',
                 error = null,
@@ -84,9 +107,14 @@ def start_batch(
                 window_start,
                 window_end,
                 list(lake_paths),
+                replay_of,
             ),
         )
-    log.info("batch %s started: %s/%s", batch_id, source_api, dataset)
+    if replay_of is not None:
+        log.info("batch %s reloads %s (%s/%s)", batch_id, replay_of, source_api, dataset)
+    else:
+        log.info("batch %s started: %s/%s", batch_id, source_api, dataset)
+    return batch_id
 
 
 def finish_batch(
@@ -124,9 +152,9 @@ def mark_failed(conn: psycopg.Connection, batch_id: uuid.UUID, error: str) -> No
                 rows_inserted = 0, rows_duplicate = 0, rows_quarantined = 0
             where batch_id = %s
             """,
-            (error[:MAX_ERROR_CHARS], batch_id),
+            (redact(error)[:MAX_ERROR_CHARS], batch_id),
         )
-    log.warning("batch %s failed: %s", batch_id, error)
+    log.warning("batch %s failed: %s", batch_id, redact(error))
 
 
 def record_skipped(
@@ -161,10 +189,64 @@ def record_skipped(
                 interval,
                 window_start,
                 window_end,
-                reason[:MAX_ERROR_CHARS],
+                redact(reason)[:MAX_ERROR_CHARS],
             ),
         )
     log.info("batch %s skipped (%s/%s): %s", batch_id, source_api, dataset, reason)
+
+
+def record_failed(
+    conn: psycopg.Connection,
+    *,
+    batch_id: uuid.UUID,
+    source_api: str,
+    dataset: Dataset | str,
+    error: str,
+    symbols: Sequence[str] = (),
+    interval: str | None = None,
+    window_start: datetime | None = None,
+    window_end: datetime | None = None,
+    lake_paths: Sequence[str] = (),
+) -> uuid.UUID:
+    """A batch that failed before any work could start (its lake files are corrupt, one symbol
+    of a grouped request failed): its own row, failed. Returns the id it was recorded under."""
+    recorded = start_batch(
+        conn,
+        batch_id=batch_id,
+        source_api=source_api,
+        dataset=dataset,
+        symbols=symbols,
+        interval=interval,
+        window_start=window_start,
+        window_end=window_end,
+        lake_paths=lake_paths,
+    )
+    mark_failed(conn, recorded, error)
+    return recorded
+
+
+def fail_abandoned(
+    conn: psycopg.Connection, batch_ids: Sequence[uuid.UUID], reason: str
+) -> list[uuid.UUID]:
+    """Mark those of these batches still 'running' as failed (their loads are known to have
+    ended: the process died); returns their ids."""
+    if not batch_ids:
+        return []
+    _require_idle(conn, "audit.fail_abandoned")
+    with conn.transaction():
+        rows = conn.execute(
+            """
+            update bronze.ingestion_audit set
+                status = 'failed', finished_at = clock_timestamp(), error = %s
+            where status = 'running' and batch_id = any(%s)
+            returning batch_id
+            """,
+            (redact(reason)[:MAX_ERROR_CHARS], list(batch_ids)),
+        ).fetchall()
+    failed = [row[0] for row in rows]
+    if failed:
+        log.warning("marked %d abandoned batches failed: %s", len(failed), failed)
+    return failed
 
 
 def expire_stale_running(conn: psycopg.Connection, older_than: timedelta) -> list[uuid.UUID]:

@@ -28,13 +28,23 @@ from enum import StrEnum
 import numpy as np
 import pandas as pd
 
-from crypto_analytics.errors import BadPayload
+from crypto_analytics.errors import BadPayload, ConfigError
 
 
 class Dataset(StrEnum):
     OHLCV = "ohlcv"
     MARKET = "market"
     ORDERBOOK = "orderbook"
+
+
+def parse_dataset(name: str) -> Dataset:
+    """A dataset by name; ConfigError naming the valid choices otherwise."""
+    try:
+        return Dataset(name)
+    except ValueError:
+        raise ConfigError(
+            f"unknown dataset {name!r}; choose from: {', '.join(d.value for d in Dataset)}"
+        ) from None
 
 
 class Kind(StrEnum):
@@ -309,7 +319,8 @@ def _notes(coerced: Coerced, previous: pd.Series | None) -> pd.Series | None:
             if isinstance(text, str) and text:
                 notes[position].update(json.loads(text))
     for column, values in coerced.received.items():
-        for position, value in zip(np.flatnonzero(coerced.unreadable[column]), values, strict=True):
+        positions = np.flatnonzero(coerced.unreadable[column]).tolist()
+        for position, value in zip(positions, values, strict=True):
             notes[position][column] = repr(value)
     if not any(notes):
         return None

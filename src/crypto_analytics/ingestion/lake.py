@@ -22,7 +22,7 @@ import os
 import tempfile
 import uuid
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from enum import Enum
@@ -435,28 +435,42 @@ def read_batch(manifest_path: Path) -> tuple[LakeBatch, pd.DataFrame]:
     return batch, frame
 
 
-def iter_manifests(
+@dataclass(frozen=True)
+class ManifestListing:
+    """The lake's manifests in fetch order, and the ones that could not be read (path, why)."""
+
+    paths: list[Path]
+    unreadable: list[tuple[Path, str]]
+    source_apis: list[str]
+
+
+def list_manifests(
     settings: Settings, source: str | None = None, dataset: Dataset | str | None = None
-) -> Iterator[Path]:
+) -> ManifestListing:
     """Manifest paths in fetch order (fetched_at, then write time), optionally only one
-    source_api and/or dataset: the order `replay` loads batches in, so later fetches win."""
+    source_api and/or dataset: the order `replay` loads batches in, so later fetches win.
+
+    A manifest that cannot be read (not JSON, fields missing) is listed under `unreadable`
+    with the reason instead of stopping the listing: one corrupt file must not hide the rest.
+    """
     folder = settings.lake_path / "manifests"
-    if not folder.is_dir():
-        return
     wanted_dataset = str(Dataset(dataset)) if dataset is not None else None
     entries: list[tuple[datetime, datetime, str, Path]] = []
-    for path in folder.glob("date=*/*.json"):
+    unreadable: list[tuple[Path, str]] = []
+    sources: set[str] = set()
+    for path in sorted(folder.glob("date=*/*.json")) if folder.is_dir() else []:
         try:
             data = json.loads(path.read_bytes())
-            if source is not None and data["source_api"] != source:
-                continue
+            source_api = str(data["source_api"])
             if wanted_dataset is not None and data["dataset"] != wanted_dataset:
+                continue
+            sources.add(source_api)
+            if source is not None and source_api != source:
                 continue
             fetched = datetime.fromisoformat(data["fetched_at"])
             written = datetime.fromisoformat(data["written_at"])
             entries.append((fetched, written, str(data["batch_id"]), path))
-        except (ValueError, KeyError, TypeError) as exc:
-            raise BadPayload(_LAKE, f"manifest {path} is malformed: {exc!r}") from exc
+        except (ValueError, KeyError, TypeError, OSError) as exc:
+            unreadable.append((path, f"manifest {path} is malformed: {exc!r}"))
     entries.sort(key=lambda entry: entry[:3])
-    for *_, path in entries:
-        yield path
+    return ManifestListing([entry[3] for entry in entries], unreadable, sorted(sources))

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
@@ -32,6 +32,7 @@ from crypto_analytics.errors import LoadError
 from crypto_analytics.ingestion import audit, quarantine, watermarks
 from crypto_analytics.ingestion.frames import BRONZE_TABLE, COLUMNS, NATURAL_KEY, Dataset
 from crypto_analytics.ingestion.pgcopy import encode_frame
+from crypto_analytics.ingestion.reports import BatchReport
 
 log = logging.getLogger(__name__)
 
@@ -51,28 +52,6 @@ class LoadCounts:
     inserted: int
     duplicate: int
     path: Literal["direct", "staged", "empty"] = "staged"
-
-
-@dataclass(frozen=True)
-class BatchReport:
-    """What one batch did; `to_dict()` is JSON-safe for Airflow XCom and the CLI."""
-
-    batch_id: uuid.UUID
-    source_api: str
-    dataset: Dataset
-    interval: str | None
-    rows_fetched: int
-    rows_inserted: int
-    rows_duplicate: int
-    rows_quarantined: int
-    status: Literal["succeeded", "partial"]
-    load_path: Literal["direct", "staged", "empty"] = "empty"
-
-    def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["batch_id"] = str(self.batch_id)
-        out["dataset"] = str(self.dataset)
-        return out
 
 
 def _split_table(table: str) -> tuple[str, str]:
@@ -326,6 +305,10 @@ def load_batch(
     row commits first and, on failure, the 'failed' mark commits after the rollback. Raises
     LoadError (with the cause chained) when anything fails; then nothing of the batch is in
     bronze, quarantine or watermarks.
+
+    Loading a batch id that already landed is a reload: it is audited (and its new rows are
+    stamped) under a new batch id with `replay_of` = this one (see audit.start_batch), so the
+    original audit row stays true; the report says which.
     """
     dataset = Dataset(dataset)
     if dataset is not Dataset.OHLCV:
@@ -333,8 +316,9 @@ def load_batch(
     rejected = (
         rejected if rejected is not None else pd.DataFrame(columns=[*COLUMNS[dataset], "reason"])
     )
+    original = batch_id
     try:
-        audit.start_batch(
+        batch_id = audit.start_batch(
             conn,
             batch_id=batch_id,
             source_api=source_api,
@@ -373,6 +357,8 @@ def load_batch(
                 rows_quarantined=quarantined,
                 status="partial" if quarantined else "succeeded",
                 load_path=counts.path,
+                symbols=tuple(_symbols(valid, rejected)),
+                replay_of=original if batch_id != original else None,
             )
             audit.finish_batch(
                 conn,

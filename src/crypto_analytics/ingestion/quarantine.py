@@ -3,6 +3,11 @@
 Why a table rather than dropping or logging them: a bad row is evidence (a source changed a
 field, an exchange published a broken candle). Keeping it as JSON next to the readable reason
 and the lake manifest that holds the exact bytes lets someone find, explain and replay it.
+
+Why each row once: replaying a batch, or fetching an overlapping window again, rejects the same
+row again. A unique index on (source_api, dataset, md5(row_data)) (migration 0003) and
+`on conflict do nothing` keep the first copy with its original batch and payload pointer, as
+bronze itself does for valid rows.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import uuid
 
 import pandas as pd
 import psycopg
+from psycopg import sql
 
 from crypto_analytics.errors import LoadError
 from crypto_analytics.ingestion.frames import Dataset
@@ -19,6 +25,13 @@ from crypto_analytics.ingestion.frames import Dataset
 log = logging.getLogger(__name__)
 
 REASON_COLUMN = "reason"
+
+
+_STAGE_COLUMNS = (
+    "_batch_id uuid, source_api text, dataset text, symbol text, reason text, row_data jsonb, "
+    "raw_payload_path text"
+)
+_COLUMN_LIST = "_batch_id, source_api, dataset, symbol, reason, row_data, raw_payload_path"
 
 
 def quarantine_rows(
@@ -30,10 +43,11 @@ def quarantine_rows(
     rejected: pd.DataFrame,
     raw_payload_path: str | None,
 ) -> int:
-    """Insert the rejected rows (inside the caller's transaction); returns how many.
+    """Keep the rejected rows (inside the caller's transaction); returns how many were rejected.
 
     `rejected` is validation's output: the row's columns plus a non-empty `reason`. Every
     column but `reason` goes to row_data as JSON (NaN/NaT become null, timestamps ISO 8601 UTC).
+    A row quarantine already holds (same source, dataset and row_data) is not stored again.
     """
     if rejected.empty:
         return 0
@@ -53,27 +67,38 @@ def quarantine_rows(
         if "symbol" in data.columns
         else [None] * len(data)
     )
-    with (
-        conn.cursor() as cur,
-        cur.copy(
-            """
-            copy bronze.quarantine
-                (_batch_id, source_api, dataset, symbol, reason, row_data, raw_payload_path)
-            from stdin
-            """
-        ) as copy,
-    ):
-        for symbol, reason, document in zip(symbols, reasons.tolist(), documents, strict=True):
-            copy.write_row(
-                (
-                    batch_id,
-                    source_api,
-                    str(dataset),
-                    symbol,
-                    str(reason),
-                    document,
-                    raw_payload_path,
+    stage = sql.Identifier(f"quarantine_stage_{uuid.uuid4().hex[:12]}")
+    with conn.cursor() as cur:
+        cur.execute(
+            sql.SQL("create temp table {} (" + _STAGE_COLUMNS + ") on commit drop").format(stage)
+        )
+        with cur.copy(sql.SQL("copy {} (" + _COLUMN_LIST + ") from stdin").format(stage)) as copy:
+            for symbol, reason, document in zip(symbols, reasons.tolist(), documents, strict=True):
+                copy.write_row(
+                    (
+                        batch_id,
+                        source_api,
+                        str(dataset),
+                        symbol,
+                        str(reason),
+                        document,
+                        raw_payload_path,
+                    )
                 )
-            )
-    log.info("batch %s: quarantined %d %s rows", batch_id, len(documents), dataset)
+        cur.execute(
+            sql.SQL(
+                "insert into bronze.quarantine (" + _COLUMN_LIST + ") "
+                "select " + _COLUMN_LIST + " from {} "
+                "on conflict (source_api, dataset, md5(row_data::text)) do nothing"
+            ).format(stage)
+        )
+        stored = cur.rowcount
+        cur.execute(sql.SQL("drop table {}").format(stage))
+    log.info(
+        "batch %s: quarantined %d %s rows (%d already in quarantine)",
+        batch_id,
+        len(documents),
+        dataset,
+        len(documents) - stored,
+    )
     return len(documents)

@@ -345,14 +345,13 @@ def validate(
     for column in columns:
         if column not in received:
             continue
-        positions = np.array(sorted(received[column]), dtype=np.int64)
+        rows = sorted(received[column])
+        positions = np.array(rows, dtype=np.int64)
         mask = np.zeros(len(typed), dtype=bool)
         mask[positions] = True
         unreadable[column] = mask
         wording = _UNREADABLE.get(column, _UNREADABLE_DEFAULT)
-        texts = np.array(
-            [f"{column} {received[column][p]} {wording}" for p in positions], dtype=object
-        )
+        texts = np.array([f"{column} {received[column][p]} {wording}" for p in rows], dtype=object)
         found.append((positions, texts, columns.index(column), f"unreadable:{column}"))
     found += _check_failures(typed, dataset, rules, unreadable, source)
 

@@ -17,7 +17,7 @@ from crypto_analytics.ingestion import lake
 from crypto_analytics.ingestion.frames import Dataset
 from crypto_analytics.ingestion.lake import (
     LakeBatch,
-    iter_manifests,
+    list_manifests,
     read_batch,
     read_payloads,
     write_batch,
@@ -153,7 +153,7 @@ def test_a_failure_before_the_manifest_leaves_no_manifest(settings, monkeypatch)
         write_batch(synthetic_result(settings), BATCH, settings, request_meta={})
     written = files_under(settings.lake_path)
     assert not any(name.startswith("manifests/") for name in written)
-    assert list(iter_manifests(settings)) == []
+    assert list_manifests(settings).paths == []
 
 
 def test_a_failed_rename_leaves_no_partial_manifest(settings, monkeypatch):
@@ -212,11 +212,12 @@ def test_manifests_come_back_in_fetch_order(settings):
     )
     write_batch(book, uuid.uuid4(), settings, request_meta={})
 
-    ohlcv = [p.stem for p in iter_manifests(settings, source="synthetic", dataset="ohlcv")]
+    ohlcv = [p.stem for p in list_manifests(settings, source="synthetic", dataset="ohlcv").paths]
     assert ohlcv == [str(ids[s]) for s in ("BTC", "DOGE", "SOL", "ETH")]
-    assert len(list(iter_manifests(settings))) == 5
-    assert len(list(iter_manifests(settings, dataset=Dataset.ORDERBOOK))) == 1
-    assert list(iter_manifests(settings, source="binance")) == []
+    assert len(list_manifests(settings).paths) == 5
+    assert len(list_manifests(settings, dataset=Dataset.ORDERBOOK).paths) == 1
+    assert list_manifests(settings, source="binance").paths == []
+    assert list_manifests(settings, source="binance").source_apis == ["synthetic"]
 
 
 def test_request_meta_must_be_storable(settings):
@@ -230,5 +231,10 @@ def test_corrupt_manifest_is_a_bad_payload(settings):
     batch.manifest_file.write_text('{"batch_id": "truncated')
     with pytest.raises(BadPayload, match="not valid JSON"):
         read_batch(batch.manifest_file)
-    with pytest.raises(BadPayload, match="malformed"):
-        list(iter_manifests(settings))
+    # one corrupt manifest is named, and does not hide the others
+    good = write_batch(synthetic_result(settings), uuid.uuid4(), settings, request_meta={})
+    listing = list_manifests(settings)
+    assert listing.paths == [good.manifest_file]
+    assert [(path, "malformed" in why) for path, why in listing.unreadable] == [
+        (batch.manifest_file, True)
+    ]
