@@ -220,12 +220,13 @@ def main() -> None:
 
         get_settings.cache_clear()
         api = AirflowApi.for_stack(get_settings())
-        # Unpausing bronze starts a scheduled run at once; it finds nothing new (the history
-        # reaches the last closed candle) and announces nothing. Cycles start after it.
+        # Unpausing bronze starts a scheduled run at once (order books, an hour that closed
+        # since priming), which may run silver and gold: cycles start once all is idle.
         unpaused = datetime.now(UTC).isoformat()
         for dag_id in PIPELINE_DAG_IDS:
             api.unpause(dag_id)
         api.wait_for_run(BRONZE_DAG_ID, unpaused, args.timeout)
+        api.wait_idle(PIPELINE_DAG_IDS, args.timeout)  # and whatever it triggered
         cycles = []
         for k in range(args.cycles):
             forget_last_hour(env["CRYPTO_DATABASE_URL"], last_hour)

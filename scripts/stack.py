@@ -368,6 +368,26 @@ class AirflowApi:
         )
         return list(found["asset_events"])
 
+    def wait_idle(self, dag_ids: Iterable[str], timeout: float, quiet_s: float = 5.0) -> None:
+        """Until no run of these DAGs is queued or running (for `quiet_s` in a row)."""
+        deadline = time.monotonic() + timeout
+        quiet_since = None
+        while time.monotonic() < deadline:
+            busy = [
+                r
+                for dag_id in dag_ids
+                for r in self.runs(dag_id)
+                if r["state"] in ("queued", "running")
+            ]
+            if busy:
+                quiet_since = None
+            elif quiet_since is None:
+                quiet_since = time.monotonic()
+            elif time.monotonic() - quiet_since >= quiet_s:
+                return
+            time.sleep(1.0)
+        raise ConfigError(f"runs of {', '.join(dag_ids)} still going after {timeout:.0f} s")
+
     def wait_for_run(
         self, dag_id: str, started_after: str, timeout: float, poll: float = 1.0
     ) -> dict[str, Any]:
