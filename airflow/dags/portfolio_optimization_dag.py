@@ -31,12 +31,12 @@ as soon as each step commits. Param `run_date` (YYYY-MM-DD) recomputes a past we
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 from typing import Any
 
 from airflow.sdk import Param, dag, get_current_context, task
 
-from crypto_analytics.contract import DEFAULT_TASK_ARGS
+from crypto_analytics.contract import DAG_START_DATE, DEFAULT_TASK_ARGS, PORTFOLIO_SCHEDULE
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +60,8 @@ def _step(name: str, run_date: str, **kwargs: Any) -> Any:
 
 
 @dag(
-    schedule="0 0 * * 1",
-    start_date=datetime(2024, 1, 1, tzinfo=UTC),
+    schedule=PORTFOLIO_SCHEDULE,
+    start_date=DAG_START_DATE,
     catchup=False,
     max_active_runs=1,
     dagrun_timeout=timedelta(hours=2),

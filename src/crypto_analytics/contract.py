@@ -50,6 +50,11 @@ DAG_TAGS: Final[dict[str, list[str]]] = {
 #: Every 15 minutes: the bronze DAG's schedule; silver and gold follow by Asset.
 BRONZE_SCHEDULE: Final = "*/15 * * * *"
 
+#: The weekly portfolio run (crypto_ml.portfolio): Mondays 00:00 UTC; its run date is the Monday
+#: and it uses data dated before it.
+PORTFOLIO_DAG_ID: Final = "portfolio_optimization"
+PORTFOLIO_SCHEDULE: Final = "0 0 * * 1"
+
 #: start_date of every DAG (with catchup=False it only has to lie in the past).
 DAG_START_DATE: Final = datetime(2024, 1, 1, tzinfo=UTC)
 

@@ -38,7 +38,9 @@ def portfolio_dag():
 
 
 def test_weekly_on_monday_midnight_with_thin_chained_tasks(portfolio_dag):
-    assert portfolio_dag.schedule == "0 0 * * 1"
+    from crypto_analytics.contract import PORTFOLIO_SCHEDULE
+
+    assert portfolio_dag.schedule == PORTFOLIO_SCHEDULE == "0 0 * * 1"
     assert portfolio_dag.catchup is False and portfolio_dag.max_active_runs == 1
     assert set(portfolio_dag.task_dict) == set(TASKS)
     for upstream, downstream in zip(TASKS[:-2], TASKS[1:-1], strict=True):
