@@ -11,6 +11,7 @@ import pytest
 from conftest import DAGS_FOLDER, parse_dags
 
 from crypto_analytics.config import get_settings
+from crypto_analytics.contract import PORTFOLIO_DAG_ID
 from crypto_analytics.warehouse import connect
 
 _TESTDATA = Path(__file__).resolve().parents[1] / "ml" / "portfolio" / "portfolio_testdata.py"
@@ -34,7 +35,7 @@ TASKS = [
 def portfolio_dag():
     bag = parse_dags(DAGS_FOLDER / "portfolio_optimization_dag.py")
     assert bag.import_errors == {}
-    return bag.dags["portfolio_optimization"]
+    return bag.dags[PORTFOLIO_DAG_ID]
 
 
 def test_weekly_on_monday_midnight_with_thin_chained_tasks(portfolio_dag):
