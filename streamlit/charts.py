@@ -246,52 +246,72 @@ def correlation_heatmap(matrix: pd.DataFrame, order: Sequence[str]) -> go.Figure
     return _layout(figure, 720)
 
 
+def _market_tree(distance: np.ndarray) -> list[tuple[int, int]]:
+    """Edges of the minimum spanning tree of a distance matrix (scipy's csgraph)."""
+    from scipy.sparse.csgraph import minimum_spanning_tree
+
+    # csgraph reads 0 as "no edge": nudge true zeros (identical series) to a tiny distance
+    tree = minimum_spanning_tree(np.where(distance > 0, distance, 1e-12)).tocoo()
+    return [(int(a), int(b)) for a, b in zip(tree.row, tree.col, strict=True)]
+
+
+def _classical_mds(distance: np.ndarray) -> np.ndarray:
+    """2-D coordinates whose distances best match `distance` (Torgerson's classical scaling):
+    deterministic, and tokens that move together land close together."""
+    n = len(distance)
+    centring = np.eye(n) - np.ones((n, n)) / n
+    gram = -0.5 * centring @ (distance**2) @ centring
+    values, vectors = np.linalg.eigh(gram)
+    top = np.argsort(values)[::-1][:2]
+    return vectors[:, top] * np.sqrt(np.clip(values[top], 0, None))
+
+
 def correlation_network_chart(
     matrix: pd.DataFrame, nodes: pd.DataFrame, threshold: float
 ) -> go.Figure:
     """Tokens as nodes, an edge where |ρ| >= threshold, plus the minimum spanning tree of the
-    correlation distance sqrt(2 (1 - ρ)) so every token stays attached to its nearest
-    neighbours (Mantegna's market tree). Layout: networkx's Kamada-Kawai on that distance."""
-    import networkx as nx
-
-    pairs = matrix[matrix["symbol_a"] < matrix["symbol_b"]]
-    graph = nx.Graph()
-    categories = dict(zip(nodes["symbol"], nodes["category"].fillna("Other"), strict=True))
-    graph.add_nodes_from(sorted(set(pairs["symbol_a"]) | set(pairs["symbol_b"])))
-    for pair in pairs.itertuples():
-        distance = float(np.sqrt(max(2.0 * (1.0 - pair.correlation), 0.0)))
-        graph.add_edge(
-            pair.symbol_a, pair.symbol_b, correlation=pair.correlation, distance=distance
-        )
-    tree = nx.minimum_spanning_tree(graph, weight="distance")
-    strong = [(a, b) for a, b, d in graph.edges(data=True) if abs(d["correlation"]) >= threshold]
-    shown = set(tree.edges()) | set(strong)
-    layout_graph = nx.Graph()
-    layout_graph.add_nodes_from(graph.nodes)
-    layout_graph.add_edges_from((a, b, graph.edges[a, b]) for a, b in shown)
-    positions = nx.kamada_kawai_layout(layout_graph, weight="distance") if len(graph) > 1 else {}
+    correlation distance sqrt(2 (1 - ρ)) so every token stays tied to its nearest neighbours
+    (Mantegna's market tree). Positions: classical multidimensional scaling of that distance.
+    A pair without a measured correlation counts as uncorrelated (distance sqrt(2))."""
+    square = matrix.pivot(index="symbol_a", columns="symbol_b", values="correlation")
+    symbols = sorted(set(square.index) | set(square.columns))
+    rho = square.reindex(index=symbols, columns=symbols).to_numpy(dtype=float)
+    rho = np.where(np.isnan(rho), 0.0, rho)
+    np.fill_diagonal(rho, 1.0)
+    distance = np.sqrt(np.clip(2.0 * (1.0 - rho), 0.0, None))
+    positions = _classical_mds(distance) if len(symbols) > 2 else np.zeros((len(symbols), 2))
+    tree = {tuple(sorted(edge)) for edge in _market_tree(distance)}
+    strong = {
+        (i, j)
+        for i in range(len(symbols))
+        for j in range(i + 1, len(symbols))
+        if abs(rho[i, j]) >= threshold
+    }
     figure = go.Figure()
-    for is_strong, colour, name in ((False, "rgba(120,144,156,0.5)", "market tree"), (True, "rgba(239,83,80,0.7)", f"|ρ| ≥ {threshold}")):  # fmt: skip
+    for edges, colour, width, name in (
+        (tree - strong, "rgba(120,144,156,0.6)", 1.0, "market tree"),
+        (strong, "rgba(239,83,80,0.55)", 1.2, f"|ρ| ≥ {threshold:g}"),
+    ):
         xs: list[float | None] = []
         ys: list[float | None] = []
-        for a, b in shown:
-            if ((a, b) in strong or (b, a) in strong) != is_strong:
-                continue
-            xs += [positions[a][0], positions[b][0], None]
-            ys += [positions[a][1], positions[b][1], None]
-        figure.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line={"color": colour, "width": 1.5 if is_strong else 1}, name=name, hoverinfo="skip"))  # fmt: skip
-    degree = dict(nodes.set_index("symbol")["n_strong_peers"]) if "n_strong_peers" in nodes else {}
-    for category in sorted({categories.get(s, "Other") for s in graph.nodes}):
-        members = [s for s in graph.nodes if categories.get(s, "Other") == category]
+        for i, j in sorted(edges):
+            xs += [float(positions[i, 0]), float(positions[j, 0]), None]
+            ys += [float(positions[i, 1]), float(positions[j, 1]), None]
+        figure.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line={"color": colour, "width": width}, name=name, hoverinfo="skip"))  # fmt: skip
+    categories = dict(zip(nodes["symbol"], nodes["category"].fillna("Other"), strict=True))
+    degree = dict(zip(nodes["symbol"], nodes["n_strong_peers"].fillna(0), strict=True))
+    index = {symbol: i for i, symbol in enumerate(symbols)}
+    for category in sorted({categories.get(s, "Other") for s in symbols}):
+        members = [s for s in symbols if categories.get(s, "Other") == category]
         figure.add_trace(
             go.Scatter(
-                x=[positions[s][0] for s in members],
-                y=[positions[s][1] for s in members],
+                x=[float(positions[index[s], 0]) for s in members],
+                y=[float(positions[index[s], 1]) for s in members],
                 mode="markers+text",
                 text=members,
                 textposition="top center",
                 marker={
-                    "size": [12 + 2 * float(degree.get(s, 0) or 0) for s in members],
+                    "size": [10 + 1.5 * float(degree.get(s, 0)) for s in members],
                     "color": CATEGORY_COLOURS.get(category, NEUTRAL),
                     "line": {"width": 1, "color": "white"},
                 },

@@ -85,12 +85,36 @@ def _collect(page: Any, selector: str) -> list[str]:
     return [str(text).strip() for text in page.locator(selector).all_inner_texts()]
 
 
+#: Resolves to "chart" once the main chart is drawn, or "none" once the app has been idle for
+#: IDLE_WITHOUT_CHART_MS with a page title and no main-chart element (a page showing a notice).
+_CHART_OR_IDLE = """
+([chart, idleSelector, quietMs]) => {
+    if (document.querySelector(chart)) return "chart";
+    const idle = document.querySelector(idleSelector) && document.querySelector("h1")
+        && !document.querySelector(".st-key-main_chart");
+    if (!idle) { window.__probeIdleSince = null; return false; }
+    window.__probeIdleSince = window.__probeIdleSince || performance.now();
+    return performance.now() - window.__probeIdleSince > quietMs ? "none" : false;
+}
+"""
+IDLE_WITHOUT_CHART_MS = 1500
+
+
 def _wait_for_chart(page: Any, started: float, timeout_s: float) -> float | None:
+    """Seconds from `started` to the main chart drawn; None when the page has no main chart
+    (it settled without one) or it never drew within the timeout."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     try:
-        page.wait_for_selector(MAIN_CHART_DRAWN, state="attached", timeout=timeout_s * 1000)
+        outcome = page.wait_for_function(
+            _CHART_OR_IDLE,
+            arg=[MAIN_CHART_DRAWN, APP_IDLE, IDLE_WITHOUT_CHART_MS],
+            timeout=timeout_s * 1000,
+            polling="raf",
+        )
     except PlaywrightTimeout:
+        return None
+    if outcome.json_value() != "chart":
         return None
     return time.monotonic() - started
 

@@ -21,6 +21,7 @@ import hashlib
 import logging
 import os
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -58,13 +59,18 @@ class CacheBackend(Protocol):
 class MemoryBackend:
     """An in-process TTL cache; the generation lives in a file so another process can bump it."""
 
-    def __init__(self, generation_file: Path, max_entries: int = 1024) -> None:
+    def __init__(
+        self,
+        generation_file: Path,
+        max_entries: int = 1024,
+        timer: Callable[[], float] = time.monotonic,
+    ) -> None:
         from cachetools import TLRUCache
 
         self._generation_file = generation_file
         # Each entry is (bytes, ttl); its expiry is now + its own ttl.
         self._entries: TLRUCache[str, tuple[bytes, int]] = TLRUCache(
-            maxsize=max_entries, ttu=lambda _key, entry, now: now + entry[1]
+            maxsize=max_entries, ttu=lambda _key, entry, now: now + entry[1], timer=timer
         )
         self._lock = threading.Lock()  # cachetools caches are not thread-safe
 

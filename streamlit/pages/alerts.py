@@ -52,7 +52,11 @@ st.subheader("Rules now")
 with notices.section():
     state = queries.alert_rule_state()
     if state.empty:
-        st.caption("The alert engine has not evaluated any rule on this warehouse yet.")
+        st.info(
+            "The alert engine has not evaluated any rule on this warehouse yet: "
+            "`crypto-analytics alerts evaluate` (the gold DAG and the stream run it too).",
+            icon=":material/hourglass_empty:",
+        )
     else:
         firing = state[state["status"] == "firing"]
         st.caption(f"{len(firing)} of {len(state)} rule/subject pairs are firing.")

@@ -27,11 +27,6 @@ from psycopg import sql
 from crypto_analytics.config import get_settings
 from crypto_analytics.warehouse import url_for_database
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-APP = PROJECT_ROOT / "streamlit" / "app.py"
-#: A port nothing listens on: the dashboard must say it cannot reach the warehouse.
-UNREACHABLE_URL = "postgresql://postgres@127.0.0.1:1/nowhere"
-
 
 def _server() -> str:
     server = os.environ.get("CRYPTO_DATABASE_URL")

@@ -1,0 +1,207 @@
+"""Every page in Streamlit's AppTest: on the demo warehouse (no exception, the expected
+elements), on a warehouse never built, on one built with nothing ingested, and on an unreachable
+server (a clear message naming what to run, never a traceback)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+import psycopg
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from crypto_analytics.contract import DASHBOARD_PAGES, DASHBOARD_READER_ROLE
+
+pytestmark = pytest.mark.integration
+
+APP = Path(__file__).resolve().parents[2] / "streamlit" / "app.py"
+#: A port nothing listens on: the dashboard must say it cannot reach the warehouse.
+UNREACHABLE_URL = "postgresql://postgres@127.0.0.1:1/nowhere"
+SCRIPTS = [script for _, _, _, script in DASHBOARD_PAGES]
+TITLES = {script: title for _, _, title, script in DASHBOARD_PAGES}
+#: Pages whose data the demo builds itself (forecasts and alerts come from their own jobs).
+DEMO_CHARTED = [
+    "pages/live_prices.py",
+    "pages/technical_analysis.py",
+    "pages/correlation.py",
+    "pages/categories.py",
+    "pages/portfolio.py",
+    "pages/data_health.py",
+]
+
+
+def open_page(script: str) -> AppTest:
+    app = AppTest.from_file(str(APP), default_timeout=120)
+    app.run()
+    if script != SCRIPTS[0]:
+        app.switch_page(script)
+        app.run()
+    return app
+
+
+def chart_keys(app: AppTest) -> list[str]:
+    """The user keys of the page's Plotly charts (element ids end with the key)."""
+    return [chart.proto.id.rsplit("-", 1)[-1] for chart in app.get("plotly_chart")]
+
+
+def texts(elements: object) -> str:
+    return "\n".join(str(e.value) for e in elements)  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def on_demo(demo_warehouse: str, use_warehouse: Callable[[str], None]) -> str:
+    use_warehouse(demo_warehouse)
+    return demo_warehouse
+
+
+@pytest.mark.parametrize("script", DEMO_CHARTED)
+def test_page_draws_its_main_chart_on_the_demo(script: str, on_demo: str) -> None:
+    app = open_page(script)
+    assert not app.exception, texts(app.exception)
+    assert [t.value for t in app.title] == [TITLES[script]]
+    assert "main_chart" in chart_keys(app)
+    assert not app.error, texts(app.error)
+
+
+def test_live_prices_shows_tickers_holdings_and_candles(on_demo: str) -> None:
+    app = open_page("pages/live_prices.py")
+    labels = [m.label for m in app.metric]
+    assert labels[:6] == ["BTC", "ETH", "SOL", "BNB", "XRP", "DOGE"]
+    assert "Portfolio value" in labels
+    tickers = next(df.value for df in app.dataframe if "change_pct" in df.value.columns)
+    assert len(tickers) == 38 and tickers["price"].notna().all()
+    assert app.selectbox[0].value == "BTC"
+    assert app.segmented_control(key="live_interval").value == "1h"
+    # the latest alerts come from the alert engine's view; the demo does not run it
+    assert "gold.alerts" in texts(app.info) or "No alert has fired" in texts(app.caption)
+
+
+def test_live_prices_switches_interval_and_token(on_demo: str) -> None:
+    app = open_page("pages/live_prices.py")
+    app.segmented_control(key="live_interval").set_value("1d").run()
+    assert not app.exception
+    app.selectbox[0].set_value("ETH").run()
+    assert not app.exception
+    assert "ETH last" in [m.label for m in app.metric]
+
+
+def test_technical_analysis_lists_the_pipelines_levels(on_demo: str) -> None:
+    app = open_page("pages/technical_analysis.py")
+    levels = app.dataframe[0].value
+    assert set(levels["kind"]) <= {"support", "resistance"} and len(levels) > 0
+    with psycopg.connect(on_demo) as conn:
+        stored = conn.execute(
+            "select count(*) from gold.support_resistance_levels where symbol = 'BTC' and interval = '1d'"
+        ).fetchone()
+    assert stored == (len(levels),)  # the page shows the pipeline's levels, computes none
+    assert any("RSI 14" in m.value for m in app.markdown)
+    app.segmented_control(key="ta_interval").set_value("1h").run()
+    assert not app.exception and "main_chart" in chart_keys(app)
+
+
+def test_correlation_windows_and_rolling_view(on_demo: str) -> None:
+    app = open_page("pages/correlation.py")
+    assert {"main_chart", "network_chart", "rolling_chart"} <= set(chart_keys(app))
+    app.segmented_control(key="correlation_window").set_value(30).run()
+    assert not app.exception and "main_chart" in chart_keys(app)
+    app.multiselect[0].set_value([]).run()
+    assert "rolling_chart" not in chart_keys(app)
+
+
+def test_portfolio_recomputes_on_the_spot(on_demo: str) -> None:
+    app = open_page("pages/portfolio.py")
+    assert {"main_chart", "weights_chart", "equity_chart"} <= set(chart_keys(app))
+    app.multiselect[0].set_value(["BTC", "ETH", "SOL", "LINK"])
+    app.number_input[1].set_value(0.5)
+    app.button[0].click().run()
+    assert not app.exception, texts(app.exception)
+    assert "whatif_chart" in chart_keys(app), texts(app.error)
+
+
+def test_portfolio_refuses_a_set_too_large_with_the_limit(on_demo: str) -> None:
+    app = open_page("pages/portfolio.py")
+    app.multiselect[0].set_value(["BTC"])
+    app.button[0].click().run()
+    assert not app.exception
+    assert "pick between 2 and 12 assets" in texts(app.error)
+
+
+def test_data_health_counts_freshness_and_dbt_tests(on_demo: str) -> None:
+    app = open_page("pages/data_health.py")
+    metrics = {m.label: m.value for m in app.metric}
+    with psycopg.connect(on_demo) as conn:
+        feeds = conn.execute("select count(*) from gold.source_freshness").fetchone()[0]  # type: ignore[index]
+        passed = conn.execute(
+            "select count(*) from gold.dbt_test_results where status = 'pass'"
+        ).fetchone()[0]  # type: ignore[index]
+    assert sum(int(metrics[s]) for s in ("fresh", "late", "stale", "failing", "no data")) == feeds
+    assert int(metrics["pass"]) == passed > 0
+
+
+def dashboard_queries():  # type: ignore[no-untyped-def]
+    """The dashboard's queries module (streamlit/ is not a package: imported from its folder)."""
+    sys.path.insert(0, str(APP.parent))
+    try:
+        import queries
+    finally:
+        sys.path.remove(str(APP.parent))
+    return queries
+
+
+def test_queries_run_as_the_read_only_role(on_demo: str) -> None:
+    """The dashboard logs in as dashboard_reader, never as the warehouse owner."""
+    queries = dashboard_queries()
+    who = queries.fetch("select current_user as who", (), "current_user", "")
+    assert who["who"].iloc[0] == DASHBOARD_READER_ROLE
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_page_on_a_warehouse_never_built_says_what_to_run(
+    script: str, warehouse_url: str, use_warehouse: Callable[[str], None]
+) -> None:
+    use_warehouse(warehouse_url)
+    app = open_page(script)
+    assert not app.exception, texts(app.exception)
+    assert not chart_keys(app)
+    notice = texts(app.info)
+    assert "is not built yet" in notice and "crypto-analytics dbt build" in notice
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_page_on_a_built_but_empty_warehouse_says_what_to_ingest(
+    script: str, built_empty_warehouse: str, use_warehouse: Callable[[str], None]
+) -> None:
+    use_warehouse(built_empty_warehouse)
+    app = open_page(script)
+    assert not app.exception, texts(app.exception)
+    assert "main_chart" not in chart_keys(app)
+    notice = texts(app.info)
+    assert "yet" in notice
+    assert any(hint in notice for hint in ("make demo", "crypto-analytics ingest", "optimize", "forecasting job", "alerts evaluate"))  # fmt: skip
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_page_with_the_warehouse_unreachable_says_so_in_one_line(
+    script: str, use_warehouse: Callable[[str], None]
+) -> None:
+    use_warehouse(UNREACHABLE_URL)
+    app = open_page(script)
+    assert not app.exception, texts(app.exception)
+    errors = [e.value for e in app.error]
+    assert len(errors) == 1
+    assert "cannot reach the warehouse as dashboard_reader@127.0.0.1:1/nowhere" in errors[0]
+    assert "CRYPTO_DATABASE_URL" in errors[0]
+
+
+def test_empty_frames_survive_the_cache(on_demo: str) -> None:
+    """A query with no rows is cached as an empty frame with its columns (not as an error)."""
+    queries = dashboard_queries()
+    first = queries.recent_gaps(5)
+    again = queries.recent_gaps(5)
+    assert list(first.columns) == list(again.columns) == [
+        "symbol", "interval", "gap_start", "gap_end", "missing_candles", "resumed_from_source"
+    ]  # fmt: skip
+    assert isinstance(again, pd.DataFrame)
