@@ -154,9 +154,17 @@ def cycle_conf(hour: datetime) -> dict[str, Any]:
 
 def run_cycle(api: Any, conf: dict[str, Any], timeout: float) -> dict[str, float]:
     """Trigger bronze and wait for gold; seconds per DAG run and for the whole cycle."""
-    before = datetime.now(UTC).isoformat()
-    api.trigger(BRONZE_DAG_ID, conf)
-    runs = {dag_id: api.wait_for_run(dag_id, before, timeout) for dag_id in PIPELINE_DAG_IDS}
+    bronze_run = api.trigger(BRONZE_DAG_ID, conf)
+    runs = {BRONZE_DAG_ID: api.wait_for_run_id(BRONZE_DAG_ID, bronze_run, timeout)}
+    # The silver and gold runs this cycle's Asset events started (a scheduled bronze run may
+    # chain its own cycle meanwhile: it is not the one timed).
+    runs[SILVER_DAG_ID] = api.wait_for_triggered_run(
+        SILVER_DAG_ID, (BRONZE_DAG_ID, bronze_run), timeout
+    )
+    silver_run = runs[SILVER_DAG_ID]["dag_run_id"]
+    runs[GOLD_DAG_ID] = api.wait_for_triggered_run(
+        GOLD_DAG_ID, (SILVER_DAG_ID, silver_run), timeout
+    )
     events = api.asset_events(GOLD_DAG_ID, runs[GOLD_DAG_ID]["dag_run_id"])
     if not events:
         raise RuntimeError("the gold run emitted no Asset event")

@@ -368,6 +368,50 @@ class AirflowApi:
         )
         return list(found["asset_events"])
 
+    def wait_for_run_id(
+        self, dag_id: str, run_id: str, timeout: float, poll: float = 1.0
+    ) -> dict[str, Any]:
+        """Run `run_id` of `dag_id` once finished; ConfigError when it failed or ran too long."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            run = self.call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")
+            if run["state"] in ("success", "failed"):
+                return self._finished(dag_id, run)
+            time.sleep(poll)
+        raise ConfigError(f"{dag_id} run {run_id} did not finish in {timeout:.0f} s")
+
+    def triggered_by(self, dag_id: str, run_id: str) -> set[tuple[str, str]]:
+        """(dag_id, run_id) of the runs whose Asset events started this run."""
+        found = self.call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/upstreamAssetEvents")
+        return {(e["source_dag_id"], e["source_run_id"]) for e in found["asset_events"]}
+
+    def wait_for_triggered_run(
+        self, dag_id: str, upstream: tuple[str, str], timeout: float, poll: float = 1.0
+    ) -> dict[str, Any]:
+        """The run of `dag_id` that `upstream` (dag_id, run_id)'s Asset event started, finished;
+        ConfigError when it failed or did not finish in time."""
+        deadline = time.monotonic() + timeout
+        seen: dict[str, set[tuple[str, str]]] = {}
+        while time.monotonic() < deadline:
+            for run in self.runs(dag_id):
+                run_id = run["dag_run_id"]
+                if run_id not in seen:
+                    seen[run_id] = self.triggered_by(dag_id, run_id)
+                if upstream in seen[run_id] and run["state"] in ("success", "failed"):
+                    return self._finished(dag_id, run)
+            time.sleep(poll)
+        raise ConfigError(f"no run of {dag_id} started by {upstream} finished in {timeout:.0f} s")
+
+    def _finished(self, dag_id: str, run: dict[str, Any]) -> dict[str, Any]:
+        if run["state"] != "success":
+            failed = [
+                f"{ti['task_id']}[{ti['map_index']}]"
+                for ti in self.task_instances(dag_id, run["dag_run_id"])
+                if ti["state"] in ("failed", "upstream_failed")
+            ]
+            raise ConfigError(f"{dag_id} run {run['dag_run_id']} failed: {failed}")
+        return run
+
     def wait_idle(self, dag_ids: Iterable[str], timeout: float, quiet_s: float = 5.0) -> None:
         """Until no run of these DAGs is queued or running (for `quiet_s` in a row)."""
         deadline = time.monotonic() + timeout
@@ -398,15 +442,7 @@ class AirflowApi:
             runs = [r for r in self.runs(dag_id) if (r.get("queued_at") or "") >= started_after]
             done = [r for r in runs if r["state"] in ("success", "failed")]
             if done:
-                run = min(done, key=lambda r: r["queued_at"])
-                if run["state"] != "success":
-                    failed = [
-                        f"{ti['task_id']}[{ti['map_index']}]"
-                        for ti in self.task_instances(dag_id, run["dag_run_id"])
-                        if ti["state"] in ("failed", "upstream_failed")
-                    ]
-                    raise ConfigError(f"{dag_id} run {run['dag_run_id']} failed: {failed}")
-                return run
+                return self._finished(dag_id, min(done, key=lambda r: r["queued_at"]))
             time.sleep(poll)
         raise ConfigError(
             f"no run of {dag_id} queued after {started_after} finished in {timeout:.0f} s"

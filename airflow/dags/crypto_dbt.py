@@ -8,12 +8,13 @@ Why these choices:
   of a cycle starting processes: scripts/bench_orchestration.py measures both (README).
   `DBT_DAGS_EXECUTION_MODE=local` renders the per-model mode, e.g. to spread one layer's
   models over several Celery workers.
-- LoadMode.DBT_LS_FILE: each layer is rendered from `dbt/<DBT_AIRFLOW_TARGET>/<layer>.ls.json`,
+- LoadMode.DBT_LS_FILE: each layer is rendered from `dbt/<DBT_AIRFLOW_TARGET>/<layer>.<mode>.ls.json`,
   written by `make dbt-parse` (crypto_analytics.dbt_artifacts) with the selection the layer's build
   uses: `path:models/<layer>` with *buildable* indirect selection. So a test lives in the layer
   whose models it reads (gold's relationships to silver.token_universe are gold nodes), with no
   task removed after Cosmos built the group, and parsing reads one small file (no dbt, no I/O
-  beyond it).
+  beyond it). In watcher mode views get no task of their own (contract says why): the build runs
+  them and their tests, and names any that fails.
 - InvocationMode.DBT_RUNNER: dbt runs inside the task's process (no `dbt` executable path, which
   must not be set together with DBT_RUNNER).
 - The profile is dbt/profiles.yml, which reads only DBT_* variables. They are filled right before
@@ -46,6 +47,7 @@ from cosmos.constants import (
 
 from crypto_analytics.contract import (
     DBT_AIRFLOW_TARGET,
+    DBT_EXECUTION_MODES,
     DBT_INDIRECT_SELECTION,
     DBT_LS_FILE_NAME,
     DBT_SCHEDULED_EXCLUDED_RESOURCE_TYPES,
@@ -58,7 +60,7 @@ DBT_PROJECT_DIR = Path(
 )
 BUILD_COMMAND = "make dbt-parse"
 EXECUTION_MODE_ENV = "DBT_DAGS_EXECUTION_MODE"
-_MODES = {"watcher": ExecutionMode.WATCHER, "local": ExecutionMode.LOCAL}
+_MODES = {name: ExecutionMode(name) for name in DBT_EXECUTION_MODES}
 #: How often a model's sensor asks whether the build has reported its model (seconds).
 SENSOR_POKE_SECONDS = 2
 
@@ -73,8 +75,8 @@ def execution_mode() -> ExecutionMode:
     return _MODES[name]
 
 
-def layer_ls_file(layer: str) -> Path:
-    return DBT_PROJECT_DIR / DBT_AIRFLOW_TARGET / DBT_LS_FILE_NAME.format(layer=layer)
+def layer_ls_file(layer: str, mode: str) -> Path:
+    return DBT_PROJECT_DIR / DBT_AIRFLOW_TARGET / DBT_LS_FILE_NAME.format(layer=layer, mode=mode)
 
 
 def point_dbt_at_warehouse(context: Any) -> None:
@@ -91,13 +93,13 @@ def point_dbt_at_warehouse(context: Any) -> None:
 def dbt_layer(group_id: str, layer: str, **task_group_kwargs: Any) -> DbtTaskGroup:
     """A task group running the dbt models under models/<layer> and their tests, with a task (a
     sensor in watcher mode) for every model and for every model's tests."""
-    ls_file = layer_ls_file(layer)
+    mode = execution_mode()
+    ls_file = layer_ls_file(layer, mode.value)
     if not ls_file.is_file():
         raise FileNotFoundError(
             f"{ls_file} is missing: build what the dbt DAGs are rendered from with "
             f"`{BUILD_COMMAND}` (`make up` does this)"
         )
-    mode = execution_mode()
     excluded = [
         a for t in DBT_SCHEDULED_EXCLUDED_RESOURCE_TYPES for a in ("--exclude-resource-type", t)
     ]

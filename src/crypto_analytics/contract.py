@@ -67,7 +67,10 @@ MAX_ACTIVE_FETCHES: Final = 2
 #: a folder of its own, so `make docs` or a `crypto-analytics dbt ...` run never overwrites it.
 DBT_LAYERS: Final = ("silver", "gold")
 DBT_AIRFLOW_TARGET: Final = "target_airflow"
-DBT_LS_FILE_NAME: Final = "{layer}.ls.json"
+#: One file per layer and Cosmos execution mode: "watcher" (the default: one build per layer,
+#: tasks for the models that store data) and "local" (a dbt process per model: every model).
+DBT_LS_FILE_NAME: Final = "{layer}.{mode}.ls.json"
+DBT_EXECUTION_MODES: Final = ("watcher", "local")
 
 #: How a layer's scheduled build selects its nodes besides `--select path:models/<layer>`:
 #: buildable indirect selection runs a test in the layer whose models it reads, once all of them
@@ -75,6 +78,12 @@ DBT_LS_FILE_NAME: Final = "{layer}.ls.json"
 #: unit tests check SQL on fixed inputs, so CI runs them and scheduled builds leave them out.
 DBT_INDIRECT_SELECTION: Final = "buildable"
 DBT_SCHEDULED_EXCLUDED_RESOURCE_TYPES: Final = ("unit_test",)
+
+#: Models a layer's DAG builds inside its one `dbt build` but shows no task for: views (the
+#: staging views over bronze, gold's views over the Python-written results) store nothing and
+#: cost nothing to build, while every task costs an Airflow process start on a 2-core machine.
+#: A failing view or view test fails the build task, which names it.
+DBT_UNRENDERED_MATERIALIZATIONS: Final = ("view", "ephemeral")
 
 #: The login role the dashboard reads gold with (migration 0007_dashboard_reader.sql creates it;
 #: `crypto-analytics db init` sets its password from DASHBOARD_DB_PASSWORD). Roles are per server.

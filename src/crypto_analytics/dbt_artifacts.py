@@ -1,11 +1,13 @@
-"""What the silver and gold DAGs are rendered from: one `dbt ls` file per dbt layer.
+"""What the silver and gold DAGs are rendered from: `dbt ls` files, per dbt layer.
 
 Why `dbt ls` files (Cosmos `LoadMode.DBT_LS_FILE`) rather than the manifest: a layer's file holds
-exactly the nodes dbt itself selects for `--select path:models/<layer>` with *buildable* indirect
+the nodes dbt itself selects for `--select path:models/<layer>` with *buildable* indirect
 selection, the same selection the layer's scheduled `dbt build` makes. A test defined in gold that
 reads a silver model (gold's relationships to `token_universe`) is then a gold node only, instead
 of being attached to silver by Cosmos and pruned by hand afterwards. Parsing a DAG reads one small
-JSON file: no dbt import, no subprocess, no connection.
+JSON file: no dbt import, no subprocess, no connection. Each layer has a file per Cosmos execution
+mode: the watcher's leaves out the views (`rendered_nodes`), which its one build runs anyway; the
+per-model mode runs only what it renders, so its file holds every node.
 
 Why a folder of their own (`dbt/<DBT_AIRFLOW_TARGET>`): `make docs`, the CLI and the tests all run
 dbt with the default `dbt/target`, and none of them may change what the scheduler renders.
@@ -20,14 +22,17 @@ import json
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 from crypto_analytics.config import Settings, get_settings
 from crypto_analytics.contract import (
     DBT_AIRFLOW_TARGET,
+    DBT_EXECUTION_MODES,
     DBT_INDIRECT_SELECTION,
     DBT_LAYERS,
     DBT_LS_FILE_NAME,
     DBT_SCHEDULED_EXCLUDED_RESOURCE_TYPES,
+    DBT_UNRENDERED_MATERIALIZATIONS,
     SCHEDULED_DBT_VARS,
 )
 from crypto_analytics.errors import TransformError
@@ -47,11 +52,13 @@ def target_dir(settings: Settings | None = None) -> Path:
     return project_dir(settings) / DBT_AIRFLOW_TARGET
 
 
-def layer_ls_path(layer: str, settings: Settings | None = None) -> Path:
-    """The `dbt ls` file the DAG of `layer` is rendered from."""
+def layer_ls_path(layer: str, settings: Settings | None = None, mode: str = "watcher") -> Path:
+    """The `dbt ls` file the DAG of `layer` is rendered from in Cosmos execution `mode`."""
     if layer not in DBT_LAYERS:
         raise ValueError(f"unknown dbt layer {layer!r}; the layers are {', '.join(DBT_LAYERS)}")
-    return target_dir(settings) / DBT_LS_FILE_NAME.format(layer=layer)
+    if mode not in DBT_EXECUTION_MODES:
+        raise ValueError(f"unknown mode {mode!r}; the modes are {', '.join(DBT_EXECUTION_MODES)}")
+    return target_dir(settings) / DBT_LS_FILE_NAME.format(layer=layer, mode=mode)
 
 
 def layer_selection(layer: str) -> list[str]:
@@ -68,11 +75,37 @@ def layer_selection(layer: str) -> list[str]:
     ]
 
 
+def rendered_nodes(nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The nodes a layer's DAG shows a task for: models that store data, and the tests of at
+    least one of them (contract.DBT_UNRENDERED_MATERIALIZATIONS says why views get none). The
+    layer's build still selects every node of the layer."""
+    hidden = {
+        node["unique_id"]
+        for node in nodes
+        if node.get("resource_type") == "model"
+        and (node.get("config") or {}).get("materialized") in DBT_UNRENDERED_MATERIALIZATIONS
+    }
+    shown_models = {
+        node["unique_id"] for node in nodes if node.get("resource_type") == "model"
+    } - hidden
+    kept = []
+    for node in nodes:
+        if node["unique_id"] in hidden:
+            continue
+        parents = set((node.get("depends_on") or {}).get("nodes") or [])
+        if node.get("resource_type") == "test" and not parents & shown_models:
+            continue
+        kept.append(node)
+    return kept
+
+
 def artifacts_are_stale(settings: Settings | None = None) -> bool:
     """True when a layer's file is missing or older than any file of the dbt project."""
     from crypto_analytics.dbt_runner import project_dir
 
-    files = [layer_ls_path(layer, settings) for layer in DBT_LAYERS]
+    files = [
+        layer_ls_path(layer, settings, mode) for layer in DBT_LAYERS for mode in DBT_EXECUTION_MODES
+    ]
     if not all(f.is_file() for f in files):
         return True
     built = min(f.stat().st_mtime for f in files)
@@ -106,13 +139,14 @@ def build_airflow_artifacts(settings: Settings | None = None, url: str | None = 
         ]
         with contextlib.redirect_stdout(io.StringIO()):  # dbt ls prints every node
             result = run_dbt(args, url=connection, settings=settings)
-        lines = [line for line in result.result or [] if line.strip()]
-        if not any(json.loads(line).get("resource_type") == "model" for line in lines):
+        nodes = [json.loads(line) for line in result.result or [] if line.strip()]
+        if not any(node.get("resource_type") == "model" for node in nodes):
             raise TransformError(f"dbt ls found no model under models/{layer}")
-        path = layer_ls_path(layer, settings)
-        partial = path.with_suffix(".partial")
-        partial.write_text("\n".join(lines) + "\n")
-        partial.replace(path)
-        log.info("%s: %d dbt nodes", path, len(lines))
-        written.append(path)
+        for mode, shown in (("local", nodes), ("watcher", rendered_nodes(nodes))):
+            path = layer_ls_path(layer, settings, mode)
+            partial = path.with_suffix(".partial")
+            partial.write_text("".join(json.dumps(node, sort_keys=True) + "\n" for node in shown))
+            partial.replace(path)
+            log.info("%s: %d dbt nodes", path, len(shown))
+            written.append(path)
     return written

@@ -55,9 +55,9 @@ def airflow_db() -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def dbt_dag_inputs() -> dict[str, Path]:
-    """The `dbt ls` file of each dbt layer (what the silver and gold DAGs are rendered from),
-    rebuilt first when a dbt file is newer (as `make up` does), so the DAGs always render the
-    models in the checkout."""
+    """The watcher-mode `dbt ls` file of each dbt layer (what the silver and gold DAGs are
+    rendered from; the per-model mode's file lies beside it), rebuilt first when a dbt file is
+    newer (as `make up` does), so the DAGs always render the models in the checkout."""
     from crypto_analytics.config import get_settings
     from crypto_analytics.contract import DBT_LAYERS
     from crypto_analytics.dbt_artifacts import (

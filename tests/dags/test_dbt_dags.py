@@ -51,9 +51,15 @@ def _tested_models(ls_file: Path) -> set[str]:
     }
 
 
+def _local_file(layer: str) -> Path:
+    from crypto_analytics.dbt_artifacts import layer_ls_path
+
+    return layer_ls_path(layer, mode="local")
+
+
 def test_each_layer_file_holds_its_own_tests_and_no_other_layer_s(dbt_dag_inputs):
     """Buildable selection: gold's relationships to silver.token_universe are gold nodes."""
-    silver, gold = (_nodes(dbt_dag_inputs[layer]) for layer in ("silver", "gold"))
+    silver, gold = (_nodes(_local_file(layer)) for layer in ("silver", "gold"))
     for layer, nodes in (("silver", silver), ("gold", gold)):
         models = [n for n in nodes if n["resource_type"] == "model"]
         assert models and all(
@@ -69,6 +75,25 @@ def test_each_layer_file_holds_its_own_tests_and_no_other_layer_s(dbt_dag_inputs
         and "model.crypto_analytics.token_universe" in n["depends_on"]["nodes"]
     ]  # fmt: skip
     assert reads_silver, "gold's relationships to silver.token_universe must render with gold"
+
+
+@pytest.mark.parametrize("layer", ["silver", "gold"])
+def test_watcher_files_leave_out_views_and_tests_of_views_only(dbt_dag_inputs, layer):
+    every = _nodes(_local_file(layer))
+    shown = {n["unique_id"] for n in _nodes(dbt_dag_inputs[layer])}
+    views = {
+        n["unique_id"]
+        for n in every
+        if n["resource_type"] == "model" and n["config"]["materialized"] == "view"
+    }
+    stored = {n["unique_id"] for n in every if n["resource_type"] == "model"} - views
+    assert views and stored, "the layer has both views and tables: the check means something"
+    assert not views & shown
+    assert stored <= shown
+    for node in every:
+        if node["resource_type"] == "test":
+            reads_stored = bool(set(node["depends_on"]["nodes"]) & stored)
+            assert (node["unique_id"] in shown) == reads_stored, node["unique_id"]
 
 
 @pytest.mark.parametrize("dag_id", [SILVER_DAG_ID, GOLD_DAG_ID])
@@ -116,10 +141,11 @@ def test_layer_is_one_build_with_a_task_per_model_and_its_tests(dag_bag, dbt_dag
 
 def test_a_model_waits_for_the_tests_of_the_models_it_reads(dag_bag, dbt_dag_inputs):
     dag = dag_bag.dags[SILVER_DAG_ID]
-    cleaned = dag.task_dict["transform_silver.crypto_prices_cleaned.run"]
-    assert "transform_silver.stg_bronze__crypto_prices.test" in cleaned.upstream_task_ids
     returns = dag.task_dict["transform_silver.returns_and_risk.run"]
     assert "transform_silver.crypto_prices_cleaned.test" in returns.upstream_task_ids
+    gold = dag_bag.dags[GOLD_DAG_ID]
+    rolling = gold.task_dict["transform_gold.rolling_correlation.run"]
+    assert "transform_gold.daily_crypto_metrics.test" in rolling.upstream_task_ids
 
 
 def test_per_model_mode_renders_each_test_once_in_its_own_layer(dbt_dag_inputs, monkeypatch):
@@ -136,7 +162,7 @@ def test_per_model_mode_renders_each_test_once_in_its_own_layer(dbt_dag_inputs, 
     assert bag.import_errors == {}
     for dag_id, layer in LAYERS.items():
         dag = bag.dags[dag_id]
-        ls_file = dbt_dag_inputs[layer]
+        ls_file = _local_file(layer)
         runs = {_model_of(t.task_id) for t in dag.tasks if isinstance(t, DbtRunLocalOperator)}
         assert runs == _models(ls_file)
         layer_tests = {n["name"] for n in _nodes(ls_file) if n["resource_type"] == "test"}
@@ -174,4 +200,4 @@ def test_a_missing_layer_file_names_the_command_that_builds_it(monkeypatch, tmp_
     bag = parse_dags(DAGS_FOLDER / "gold_aggregation_dag.py")
     monkeypatch.delitem(sys.modules, "crypto_dbt", raising=False)
     (error,) = bag.import_errors.values()
-    assert "gold.ls.json is missing" in error and "make dbt-parse" in error
+    assert "gold.watcher.ls.json is missing" in error and "make dbt-parse" in error
