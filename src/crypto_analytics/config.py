@@ -128,6 +128,17 @@ class SourcesConfig(StrictModel):
     synthetic: SyntheticConfig = SyntheticConfig()
 
 
+class WarehouseConfig(StrictModel):
+    """Limits on every connection to the warehouse (crypto_analytics.warehouse.connect)."""
+
+    #: A server that accepts the connection but never answers fails after this long.
+    connect_timeout_seconds: float = Field(10, gt=0)
+    #: Any one statement (a batch's COPY included) is cancelled after this long.
+    statement_timeout_seconds: float = Field(900, gt=0)
+    #: Waiting for another session's lock (a concurrent load of the same keys) ends after this long.
+    lock_timeout_seconds: float = Field(120, gt=0)
+
+
 class IngestionConfig(StrictModel):
     default_sources: list[str] = ["exchange", "coingecko", "yahoo"]
     initial_lookback_days: int = Field(30, gt=0)
@@ -376,6 +387,7 @@ class Settings(BaseSettings):
     tokens: list[Token]
     sources: SourcesConfig = SourcesConfig()
     ingestion: IngestionConfig = IngestionConfig()
+    warehouse: WarehouseConfig = WarehouseConfig()
     notifications: NotificationsConfig = NotificationsConfig()
     stream: StreamConfig = StreamConfig()
     alerts: AlertsConfig = AlertsConfig()

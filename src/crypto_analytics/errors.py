@@ -71,6 +71,10 @@ class DatasetNotSupported(SourceError):
     """The source does not serve this dataset (e.g. order books from Yahoo)."""
 
 
+class WarehouseUnavailable(CryptoAnalyticsError):
+    """The warehouse cannot be reached, refuses us, or did not answer in time."""
+
+
 class LoadError(CryptoAnalyticsError):
     """A batch could not be written to the warehouse; nothing of it was committed."""
 

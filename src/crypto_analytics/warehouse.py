@@ -3,6 +3,12 @@
 `CRYPTO_DATABASE_URL` wins when set. Otherwise an embedded PostgreSQL (pgserver) is started under
 the data directory, so a newcomer needs no server: it keeps running after the process exits, so
 Airflow, dbt and the CLI all reach the same one through its Unix socket.
+
+Every connection gets a connect timeout (a server that accepts the connection but never answers
+used to hang the caller forever), TCP keepalives (a server that vanishes mid-statement is noticed)
+and statement and lock timeouts (a statement blocked behind another session's lock ends with a
+clear error instead of waiting without end): see `warehouse` in config.yaml. A server that cannot
+be reached at all fails at once, naming host and port but never the password.
 """
 
 from __future__ import annotations
@@ -15,9 +21,11 @@ from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
 import psycopg
 from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
 
 from crypto_analytics.config import Settings, get_settings
-from crypto_analytics.errors import ConfigError
+from crypto_analytics.errors import ConfigError, WarehouseUnavailable
+from crypto_analytics.redaction import redact
 
 log = logging.getLogger(__name__)
 
@@ -87,14 +95,66 @@ def connection_params(url: str) -> dict[str, str]:
     }
 
 
+def connection_options(url: str, settings: Settings) -> dict[str, object]:
+    """The timeouts and keepalives every warehouse connection gets; values the URL sets win."""
+    given = conninfo_to_dict(url)
+    config = settings.warehouse
+    options: dict[str, object] = {
+        "connect_timeout": max(1, round(config.connect_timeout_seconds)),
+        "keepalives": 1,
+        "keepalives_idle": 30,
+        "keepalives_interval": 10,
+        "keepalives_count": 3,
+    }
+    options = {key: value for key, value in options.items() if key not in given}
+    server_settings = {
+        "statement_timeout": round(config.statement_timeout_seconds * 1000),
+        "lock_timeout": round(config.lock_timeout_seconds * 1000),
+    }
+    existing = str(given.get("options") or "")
+    extra = " ".join(f"-c {k}={v}" for k, v in server_settings.items() if k not in existing)
+    if extra:
+        options["options"] = f"{existing} {extra}".strip()
+    return options
+
+
+def _where(url: str) -> str:
+    """host:port/database of a URL, for messages (never user or password)."""
+    info = conninfo_to_dict(url)
+    host = info.get("host") or "localhost"
+    return f"{host}:{info.get('port') or 5432}/{info.get('dbname') or ''}"
+
+
+def _explain(exc: psycopg.OperationalError, url: str, timeout: object) -> str:
+    text = " ".join(str(exc).split())
+    where = _where(url)
+    lowered = text.lower()
+    if isinstance(exc, psycopg.errors.ConnectionTimeout) or "timeout expired" in lowered:
+        return (
+            f"the warehouse at {where} did not answer within {timeout}s "
+            "(warehouse.connect_timeout_seconds): is the host and port a PostgreSQL server?"
+        )
+    if "connection refused" in lowered:
+        return f"cannot reach the warehouse at {where}: it refused the connection (is PostgreSQL running there?)"
+    if (
+        "resolve host" in lowered
+        or "translate host name" in lowered
+        or "name or service" in lowered
+    ):
+        return f"cannot reach the warehouse at {where}: its host name does not resolve"
+    return f"cannot connect to the warehouse at {where}: {text}"
+
+
 def connect(url: str | None = None, **kwargs: object) -> psycopg.Connection:
-    """A new psycopg connection to the warehouse (the caller closes it)."""
+    """A new psycopg connection to the warehouse (the caller closes it), with the timeouts of
+    `connection_options`. WarehouseUnavailable, naming host and port, when it cannot connect."""
     target = url or database_url()
+    options = {**connection_options(target, get_settings()), **kwargs}
     try:
-        return psycopg.connect(target, **kwargs)  # type: ignore[arg-type]
+        return psycopg.connect(target, **options)  # type: ignore[arg-type]
     except psycopg.OperationalError as exc:
-        safe = urlsplit(target)._replace(netloc=urlsplit(target).hostname or "").geturl()
-        raise ConfigError(f"cannot connect to the warehouse at {safe}: {exc}") from exc
+        timeout = options.get("connect_timeout") or conninfo_to_dict(target).get("connect_timeout")
+        raise WarehouseUnavailable(redact(_explain(exc, target, timeout))) from None
 
 
 @contextmanager

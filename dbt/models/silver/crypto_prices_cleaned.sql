@@ -2,11 +2,14 @@
     One candle per (symbol, interval, timestamp): the preferred source's row (var
     'source_precedence'), with returns, gap and outlier flags. Gaps are flagged, never filled.
 
-    Incremental: for each (symbol, interval) with bronze rows newer than the watermark, every
-    candle from the earliest new timestamp on is re-chosen from all sources and recomputed; the
-    `outlier_window + 1` stored candles before it are the context returns and the outlier window
-    need. Everything here depends only on a candle and its predecessors, so this equals a full
-    refresh exactly.
+    Incremental: for each (symbol, interval) with bronze rows newer than the watermark, or with
+    candles corrected or deleted in bronze since (bronze.price_changes), every candle from the
+    earliest such timestamp on is removed (pre-hook delete_changed_ranges), re-chosen from all
+    sources and recomputed; the `outlier_window + 1` stored candles before it are the context
+    returns and the outlier window need. Everything here depends only on a candle and its
+    predecessors, so this equals a full refresh exactly, deletions included. The candle after a
+    deleted or corrected one carries the change's time in `_last_ingested_at`, so the models
+    built on this one recompute from there too.
 
     `_built_at` (start of the dbt invocation that wrote the row) scopes the scheduled builds'
     data tests to rows no passing run has tested (macros/tests/untested_rows.sql).
@@ -22,6 +25,7 @@
             {'columns': ['_last_ingested_at']},
             {'columns': ['_built_at']},
         ],
+        pre_hook=["{{ delete_changed_ranges(cleaned_changed_partitions()) }}"],
         post_hook=["{{ analyze_built_at_once() }}"],
     )
 }}
@@ -41,7 +45,7 @@ prices as (
 
 changed as (
 
-    {{ changed_partitions(ref('stg_bronze__crypto_prices'), ingested_column='_ingested_at') }}
+    {{ cleaned_changed_partitions() }}
 
 ),
 
@@ -199,6 +203,7 @@ flagged as (
         log_return,
         pct_change,
         gap_candles,
+        previous_timestamp,
         coalesce(
             cardinality(window_returns) = {{ outlier_window }}
             and silver.robust_deviation(log_return, window_returns) > {{ outlier_k }},
@@ -206,6 +211,32 @@ flagged as (
         ) as is_outlier
     from with_outlier_window
     where not is_context
+
+),
+
+-- Candles right after a candle that was corrected or deleted in bronze (or the corrected candle
+-- itself): their values changed, so they carry the change's time in _last_ingested_at.
+change_marks as (
+
+    select symbol, interval, "timestamp", changed_at
+    from {{ ref('stg_bronze__price_changes') }}
+
+),
+
+touched as (
+
+    select
+        flagged.symbol,
+        flagged.interval,
+        flagged."timestamp",
+        max(marks.changed_at) as changed_at
+    from flagged
+    inner join change_marks as marks
+        on marks.symbol = flagged.symbol
+        and marks.interval = flagged.interval
+        and marks."timestamp" <= flagged."timestamp"
+        and (flagged.previous_timestamp is null or marks."timestamp" > flagged.previous_timestamp)
+    group by flagged.symbol, flagged.interval, flagged."timestamp"
 
 ),
 
@@ -231,13 +262,17 @@ final as (
         flagged.gap_candles > 0 as has_gap,
         chosen._batch_id,
         chosen._ingested_at,
-        chosen._last_ingested_at,
+        greatest(chosen._last_ingested_at, touched.changed_at) as _last_ingested_at,
         {{ built_at() }} as _built_at
     from chosen
     inner join flagged
         on chosen.symbol = flagged.symbol
         and chosen.interval = flagged.interval
         and chosen."timestamp" = flagged."timestamp"
+    left join touched
+        on chosen.symbol = touched.symbol
+        and chosen.interval = touched.interval
+        and chosen."timestamp" = touched."timestamp"
 
 )
 
