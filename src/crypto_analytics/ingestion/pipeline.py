@@ -167,7 +167,8 @@ def plan(
     """
     settings = settings or get_settings()
     names = check_source_names(_unique(sources) or settings.ingestion.default_sources)
-    tokens = settings.select_tokens(_unique(symbols))
+    # one token per symbol, however it was spelt or repeated (`--symbol BTC --symbol btc`)
+    tokens = list({t.symbol: t for t in settings.select_tokens(_unique(symbols))}.values())
     wanted = {parse_dataset(d) for d in _unique(datasets) or []} or None
     for interval in _unique(intervals) or []:
         interval_length(interval)
