@@ -1,23 +1,28 @@
-"""Benchmark the dbt project (`make bench`): a full build, then an incremental build after one day.
+"""Benchmark the dbt project (`make bench`): a full build, then incremental builds after one new
+hour and after the rest of that day.
 
 In a fresh database created for the run (dropped afterwards unless --keep), bronze is filled
 from the offline synthetic source through the platform's loader (binary COPY): daily candles
 and daily CoinGecko-style market snapshots for the whole universe (38 tokens) over 6 years, and
-hourly candles for BTC and ETH over 5 years. History is stamped as if ingested live (five
-minutes after each candle closed): stamped all at once, every row would sit inside the models'
-one-hour ingestion lag tolerance and the incremental build would redo everything. Then:
+hourly candles over 5 years for BTC and ETH (today's size, ~254k rows) or, with
+`--hourly-symbols all`, for the whole universe (10x: ~1.8M rows). History is stamped as if
+ingested live (five minutes after each candle closed). Then:
 
   1. `dbt parse` (warm-up: dbt's one-off import and manifest cost, reported apart);
   2. `dbt build` on a warehouse holding only bronze (full: every model and data test);
-  3. one more day lands (38 daily candles, 48 hourly, 38 snapshots);
-  4. `dbt build` again (incremental), which must take at most a quarter of step 2.
+  3. one more hour lands (an hourly candle per hourly token), `dbt build` (incremental);
+  4. the rest of that day lands (its other hours, daily candles, snapshots), `dbt build` again.
 
-Parse and both builds run in the scheduled (Airflow) mode, the production command:
+`--compare-scale` runs today's size and the 10x history one after the other and prints the
+incremental builds side by side: cost must follow new data, not history (target: the 10x
+incremental build within 1.2x of today's).
+
+Parse and builds run in the scheduled (Airflow) mode, the production command:
 `dbt build --exclude-resource-type unit_test --vars '{"incremental_tests": true}'`
-(crypto_analytics.dbt_runner.SCHEDULED_DBT_VARS). With that var the data tests of the large
+(crypto_analytics.contract.SCHEDULED_DBT_VARS). With that var the data tests of the large
 incremental tables read only the rows no passing test run has checked yet
 (dbt/macros/tests/untested_rows.sql): the full build still tests every row (all are new), the
-incremental one the rows it wrote. `--all-rows` times the mode of builds run by hand instead
+incremental ones the rows they wrote. `--all-rows` times the mode of builds run by hand instead
 (no var: every test reads its whole table). Unit tests check SQL logic on fixed inputs, so they
 belong to CI (the pytest suite runs them on every `dbt build` it makes) and re-running them on
 every scheduled build checks nothing new; `--with-unit-tests` times the builds with them.
@@ -53,7 +58,9 @@ log = logging.getLogger("bench_dbt")
 
 TARGET_FULL_SECONDS = 60.0
 TARGET_RATIO = 0.25
+TARGET_SCALE_RATIO = 1.2
 HOURLY_SYMBOLS = ("BTC", "ETH")
+HOUR = timedelta(hours=1)
 TARGET_PATH = "target_bench"  # dbt/target_bench: git-ignored, never another run's folder
 DAY = timedelta(days=1)
 
@@ -83,17 +90,21 @@ def load_window(
     hourly: list[Token],
     windows: dict[str, tuple[datetime, datetime]],
 ) -> int:
-    """Synthetic candles and snapshots for the windows {'1d'|'1h'|'market': [start, end)}."""
+    """Synthetic candles and snapshots for the windows {'1d'|'1h'|'market': [start, end)}; an
+    empty window lands nothing."""
     landed = 0
     for interval, chosen in (("1d", tokens), ("1h", hourly)):
         start, end = windows[interval]
+        if start >= end:
+            continue
         frame = pd.concat(
             [source.fetch_ohlcv(t, interval, start, end).frame for t in chosen], ignore_index=True
         )
         landed += _load(url, source.source_api, Dataset.OHLCV, interval, frame)
     start, end = windows["market"]
-    market = source.fetch_market_data(tokens, start, end).frame
-    landed += _load(url, source.source_api, Dataset.MARKET, None, market)
+    if start < end:
+        market = source.fetch_market_data(tokens, start, end).frame
+        landed += _load(url, source.source_api, Dataset.MARKET, None, market)
     return landed
 
 
@@ -141,6 +152,7 @@ def run(
     unit_tests: bool,
     target_path: str = TARGET_PATH,
     all_rows: bool = False,
+    hourly_symbols: tuple[str, ...] = HOURLY_SYMBOLS,
 ) -> dict[str, float]:
     server = database_url(settings)
     name = f"crypto_bench_{uuid.uuid4().hex[:8]}"
@@ -157,7 +169,7 @@ def run(
         daily_start = max(origin, new_day - timedelta(days=365 * daily_years))
         hourly_start = max(origin, new_day - timedelta(days=365 * hourly_years))
         tokens = list(settings.tokens)
-        hourly = [settings.token(s) for s in HOURLY_SYMBOLS]
+        hourly = [settings.token(s) for s in hourly_symbols]
 
         started = time.perf_counter()
         history = load_window(
@@ -179,7 +191,7 @@ def run(
             history,
             len(tokens),
             daily_start.date(),
-            "/".join(HOURLY_SYMBOLS),
+            f"{len(hourly)} tokens",
             hourly_start.date(),
             load_seconds,
         )
@@ -192,20 +204,26 @@ def run(
             build += ["--exclude-resource-type", "unit_test"]
         parse, _ = timed("dbt parse", lambda: run_dbt(["parse", *target], url=url))
         full, full_result = timed("dbt build (full)", lambda: run_dbt(build, url=url))
+        # an empty window lands nothing: the new hour is hourly candles only
         landed = load_window(
-            url,
-            source,
-            tokens,
-            hourly,
+            url, source, tokens, hourly,
+            {"1d": (new_day, new_day), "1h": (new_day, new_day + HOUR), "market": (today, today)},
+        )  # fmt: skip
+        log.info("one more hour: %d rows", landed)
+        incremental_hour, hour_result = timed(
+            "dbt build (incremental, one hour)", lambda: run_dbt(build, url=url)
+        )
+        landed = load_window(
+            url, source, tokens, hourly,
             {
                 "1d": (new_day, today),
-                "1h": (new_day, today),
+                "1h": (new_day + HOUR, today),
                 "market": (today, today + timedelta(seconds=1)),
             },
-        )
-        log.info("one more day: %d rows", landed)
+        )  # fmt: skip
+        log.info("the rest of the day: %d rows", landed)
         incremental, incremental_result = timed(
-            "dbt build (incremental)", lambda: run_dbt(build, url=url)
+            "dbt build (incremental, one day)", lambda: run_dbt(build, url=url)
         )
         with psycopg.connect(url) as conn:
             newest = conn.execute("select max(date) from gold.daily_crypto_metrics").fetchone()
@@ -217,8 +235,13 @@ def run(
             "parse_seconds": parse,
             "full_seconds": full,
             "incremental_seconds": incremental,
+            "incremental_hour_seconds": incremental_hour,
         }
-        for run_name, result in (("full", full_result), ("incremental", incremental_result)):
+        for run_name, result in (
+            ("full", full_result),
+            ("incremental_hour", hour_result),
+            ("incremental", incremental_result),
+        ):
             for kind, seconds in node_seconds(result).items():
                 figures[f"{run_name}_{kind}_seconds"] = seconds
         return figures
@@ -232,10 +255,46 @@ def run(
                 )
 
 
+def _print_run(figures: dict[str, float], command: str, mode: str) -> None:
+    ratio = figures["incremental_seconds"] / figures["full_seconds"]
+    print(f"builds                    {command}")
+    print(f"mode                      {mode}")
+    print(f"bronze rows loaded        {figures['bronze_rows']:>10,.0f}")
+    print(f"dbt parse (warm-up)       {figures['parse_seconds']:>10.1f} s")
+    print(
+        f"dbt build, full           {figures['full_seconds']:>10.1f} s"
+        f"   (target < {TARGET_FULL_SECONDS:.0f} s: "
+        f"{'met' if figures['full_seconds'] < TARGET_FULL_SECONDS else 'MISSED'})"
+    )
+    print(f"dbt build, one new hour   {figures['incremental_hour_seconds']:>10.1f} s")
+    print(f"dbt build, one new day    {figures['incremental_seconds']:>10.1f} s")
+    print(
+        f"new day / full            {ratio:>10.2f}     (target <= {TARGET_RATIO}: "
+        f"{'met' if ratio <= TARGET_RATIO else 'MISSED'})"
+    )
+    print("node seconds (summed over threads)      full   one hour   one day")
+    for kind in ("model", "test", "unit_test"):
+        full_kind = figures.get(f"full_{kind}_seconds")
+        if full_kind is not None:
+            hour_kind = figures.get(f"incremental_hour_{kind}_seconds", 0.0)
+            day_kind = figures.get(f"incremental_{kind}_seconds", 0.0)
+            print(f"  {kind:<36} {full_kind:>6.1f} {hour_kind:>10.1f} {day_kind:>9.1f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--daily-years", type=int, default=6)
     parser.add_argument("--hourly-years", type=int, default=5)
+    parser.add_argument(
+        "--hourly-symbols",
+        default=",".join(HOURLY_SYMBOLS),
+        help="tokens with hourly history, comma-separated, or 'all' (10x today's bronze)",
+    )
+    parser.add_argument(
+        "--compare-scale",
+        action="store_true",
+        help="run today's size, then hourly history for the whole universe; compare the incremental builds",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the benchmark database")
     parser.add_argument(
         "--with-unit-tests", action="store_true", help="run dbt's unit tests in both builds too"
@@ -255,42 +314,39 @@ def main() -> None:
     for noisy in ("crypto_analytics", "dbt"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
-    figures = run(
-        get_settings(),
-        args.daily_years,
-        args.hourly_years,
-        args.keep,
-        args.with_unit_tests,
-        args.target_path,
-        args.all_rows,
+    settings = get_settings()
+    everyone = tuple(t.symbol for t in settings.tokens)
+    chosen = (
+        everyone
+        if args.hourly_symbols == "all"
+        else tuple(settings.token(s).symbol for s in args.hourly_symbols.split(",") if s)
     )
-    ratio = figures["incremental_seconds"] / figures["full_seconds"]
+    scales = (
+        [("today", HOURLY_SYMBOLS), ("10x", everyone)] if args.compare_scale else [("", chosen)]
+    )
     command = "dbt build"
     if not args.with_unit_tests:
         command += " --exclude-resource-type unit_test"
     if not args.all_rows:
         command += " " + shlex.join(vars_args(SCHEDULED_DBT_VARS))
     mode = "by hand: tests read every row" if args.all_rows else "scheduled: tests read new rows"
-    print(f"builds                    {command}")
-    print(f"mode                      {mode}")
-    print(f"bronze rows loaded        {figures['bronze_rows']:>10,.0f}")
-    print(f"dbt parse (warm-up)       {figures['parse_seconds']:>10.1f} s")
-    print(
-        f"dbt build, full           {figures['full_seconds']:>10.1f} s"
-        f"   (target < {TARGET_FULL_SECONDS:.0f} s: "
-        f"{'met' if figures['full_seconds'] < TARGET_FULL_SECONDS else 'MISSED'})"
-    )
-    print(f"dbt build, incremental    {figures['incremental_seconds']:>10.1f} s")
-    print(
-        f"incremental / full        {ratio:>10.2f}     (target <= {TARGET_RATIO}: "
-        f"{'met' if ratio <= TARGET_RATIO else 'MISSED'})"
-    )
-    print("node seconds (summed over threads)      full   incremental")
-    for kind in ("model", "test", "unit_test"):
-        full_kind = figures.get(f"full_{kind}_seconds")
-        if full_kind is not None:
-            incremental_kind = figures.get(f"incremental_{kind}_seconds", 0.0)
-            print(f"  {kind:<36} {full_kind:>6.1f} {incremental_kind:>13.1f}")
+    results = {}
+    for label, symbols in scales:
+        results[label] = run(
+            settings, args.daily_years, args.hourly_years, args.keep, args.with_unit_tests,
+            args.target_path, args.all_rows, symbols,
+        )  # fmt: skip
+        if label:
+            print(f"--- {label}: hourly history for {len(symbols)} tokens")
+        _print_run(results[label], command, mode)
+    if args.compare_scale:
+        today, big = results["today"], results["10x"]
+        print(f"--- cost follows new data: 10x history / today's (target <= {TARGET_SCALE_RATIO})")
+        for key, label in (("incremental_hour_seconds", "one new hour"),
+                           ("incremental_seconds", "one new day")):  # fmt: skip
+            ratio = big[key] / today[key]
+            verdict = "met" if ratio <= TARGET_SCALE_RATIO else "MISSED"
+            print(f"{label:<26}{today[key]:>7.1f} s {big[key]:>7.1f} s {ratio:>7.2f}  ({verdict})")
 
 
 if __name__ == "__main__":
