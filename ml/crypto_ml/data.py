@@ -24,6 +24,13 @@ from crypto_analytics.warehouse import connect, database_url
 
 log = logging.getLogger(__name__)
 
+#: Columns of gold.token_daily_features the forecasting models read.
+FEATURE_COLUMNS: tuple[str, ...] = (
+    "symbol", "date", "category", "is_stablecoin", "close", "log_return", "gap_days",
+    "volatility_30d", "volatility_90d", "drawdown", "sma_20", "sma_50", "sma_200", "rsi_14",
+    "macd_histogram", "bb_percent_b", "bb_bandwidth", "market_cap",
+)  # fmt: skip
+
 
 def _read(url: str | None, query: sql.Composable, params: Sequence[Any]) -> pd.DataFrame:
     with connect(url or database_url()) as conn, conn.cursor() as cur:
@@ -36,6 +43,54 @@ def _as_days(frame: pd.DataFrame, *columns: str) -> pd.DataFrame:
     for column in columns:
         frame[column] = pd.to_datetime(frame[column])
     return frame
+
+
+def read_daily_features(
+    url: str | None = None,
+    symbols: Sequence[str] | None = None,
+    until: date | None = None,
+) -> pd.DataFrame:
+    """gold.token_daily_features (FEATURE_COLUMNS), optionally for some symbols and up to a day."""
+    query = sql.SQL("select {} from gold.token_daily_features where true").format(
+        sql.SQL(", ").join(sql.Identifier(c) for c in FEATURE_COLUMNS)
+    )
+    params: list[Any] = []
+    if symbols:
+        query += sql.SQL(" and symbol = any(%s)")
+        params.append(list(symbols))
+    if until is not None:
+        query += sql.SQL(" and date <= %s")
+        params.append(until)
+    query += sql.SQL(" order by symbol, date")
+    frame = _read(url, query, params)
+    numeric = [c for c in FEATURE_COLUMNS if c not in ("symbol", "date", "category")]
+    frame = frame.astype({c: "float64" for c in numeric if c != "is_stablecoin"})
+    frame["is_stablecoin"] = frame["is_stablecoin"].astype(bool)
+    log.info("read %d feature rows for %d tokens", len(frame), frame["symbol"].nunique())
+    return _as_days(frame, "date")
+
+
+def read_price_predictions(
+    model: str, target_from: date, target_to: date, url: str | None = None
+) -> pd.DataFrame:
+    """gold.price_predictions of one model whose target day is in [target_from, target_to],
+    joined with the realised close of that day from gold.token_daily_features (null when the
+    day has no close yet). Columns: symbol, as_of_date, horizon_days, target_date, point,
+    model_version, realised_close."""
+    query = sql.SQL(
+        """
+        select p.symbol, p.as_of_date, p.horizon_days, p.target_date, p.point, p.model_version,
+               f.close as realised_close
+        from gold.price_predictions as p
+        left join gold.token_daily_features as f
+            on f.symbol = p.symbol and f.date = p.target_date
+        where p.model = %s and p.target_date between %s and %s
+        order by p.symbol, p.target_date, p.horizon_days
+        """
+    )
+    frame = _read(url, query, [model, target_from, target_to])
+    frame = frame.astype({"point": "float64", "realised_close": "float64"})
+    return _as_days(frame, "as_of_date", "target_date")
 
 
 # --- portfolio (crypto_ml.portfolio) ---------------------------------------------------------------

@@ -42,6 +42,10 @@ from crypto_ml.portfolio.cli import app as portfolio_app  # noqa: E402
 
 app.add_typer(portfolio_app, name="portfolio")
 
+from crypto_ml.forecasting.cli import app as ml_app  # noqa: E402
+
+app.add_typer(ml_app, name="ml")
+
 # The real-time stream and the alert engine (typer only at import, like the sub-apps above).
 from crypto_analytics.alerts.cli import app as alerts_app  # noqa: E402
 from crypto_analytics.streaming.cli import stream  # noqa: E402
@@ -315,6 +319,13 @@ def demo(
             typer.echo(f"  {line}")
     except CryptoAnalyticsError as exc:
         raise _fail(str(exc)) from exc
+
+    from crypto_ml.forecasting.cli import train as ml_train
+
+    # Reduced (ml.demo: 2 folds of 14 days, 3 LSTM epochs, 40 boosting iterations, 50 Prophet
+    # interval samples), so the demo ends with forecasts for the whole universe in minutes.
+    typer.echo("forecasting: reduced training (ml.demo), MLflow registry, predictions...")
+    ml_train(symbol=None, as_of=None, demo=True, predict_after=True)
 
 
 @app.command()

@@ -348,6 +348,142 @@ class PortfolioConfig(StrictModel):
         return self
 
 
+#: Forecast model families (crypto_ml.forecasting); `ensemble` combines the others.
+ForecastFamily = Literal["naive", "drift", "prophet", "lstm", "gbm", "ensemble"]
+
+
+class MlMinHistoryConfig(StrictModel):
+    """Daily closes a token needs at a cut-off before a family fits it (else: skipped, logged)."""
+
+    naive: int = Field(60, ge=31)
+    drift: int = Field(60, ge=31)
+    prophet: int = Field(180, ge=60)
+    lstm: int = Field(180, ge=90)
+    gbm: int = Field(180, ge=90)
+    garch: int = Field(250, ge=100)
+
+
+class MlProphetConfig(StrictModel):
+    #: Prophet fits on at most this many recent days (0.5 s per 2,000 points; older data rarely helps).
+    history_days: int = Field(1095, ge=90)
+    changepoint_prior_scale: float = Field(0.05, gt=0)
+    #: Monte Carlo draws for Prophet's intervals: fewer is faster and noisier.
+    uncertainty_samples: int = Field(200, ge=20)
+
+
+class MlLstmConfig(StrictModel):
+    """The global LSTM: shared weights across tokens, quantile outputs, deterministic on CPU."""
+
+    window_days: int = Field(60, ge=10)
+    hidden_size: int = Field(32, ge=4)
+    layers: int = Field(1, ge=1, le=4)
+    epochs: int = Field(10, ge=1)
+    #: Every n-th origin becomes a training window (neighbouring windows overlap by all but one day).
+    sample_stride_days: int = Field(2, ge=1)
+    batch_size: int = Field(512, ge=16)
+    learning_rate: float = Field(3e-3, gt=0)
+    #: Training windows come from at most this many recent days per token.
+    history_days: int = Field(1095, ge=120)
+
+
+class MlGbmConfig(StrictModel):
+    """scikit-learn HistGradientBoostingRegressor, one quantile model per (horizon, quantile)."""
+
+    max_iter: int = Field(100, ge=10)
+    learning_rate: float = Field(0.08, gt=0, le=1)
+    max_leaf_nodes: int = Field(15, ge=2)
+    min_samples_leaf: int = Field(100, ge=1)
+    history_days: int = Field(1095, ge=120)
+    #: Permutation feature importance repeats (on the last fold's held-out rows).
+    permutation_repeats: int = Field(5, ge=1)
+
+
+class MlEnsembleConfig(StrictModel):
+    #: Calibration residuals (weights and conformal quantiles) come from this many recent days.
+    calibration_days: int = Field(365, ge=30)
+
+
+class MlDriftConfig(StrictModel):
+    """Champion drift: realised error over recent days against its validation error."""
+
+    window_days: int = Field(30, ge=1)
+    #: An alert when realised MAE / validation MAE (log price, per horizon) exceeds this.
+    threshold: float = Field(1.5, gt=1)
+    #: Fewer realised forecasts than this in the window: no verdict (logged).
+    min_points: int = Field(20, ge=1)
+
+
+class MlMlflowConfig(StrictModel):
+    """MLflow tracking and registry. The backend store is database `database` on the warehouse
+    server unless MLFLOW_TRACKING_URI (or tracking_uri) names another; artifacts are files."""
+
+    tracking_uri: str | None = None
+    database: str = "mlflow"
+    artifacts_dir: Path = Path("data/mlflow")
+    experiment_prefix: str = "crypto"
+    registered_model: str = "crypto-price-forecaster"
+    volatility_model: str = "crypto-volatility-forecaster"
+    host: str = "127.0.0.1"
+    port: int = Field(5000, gt=0, lt=65536)
+
+
+class MlDemoConfig(StrictModel):
+    """What `make demo` reduces so the whole demo stays under 5 minutes on 2 cores."""
+
+    folds: int = Field(2, ge=1)
+    fold_days: int = Field(14, ge=1)
+    lstm_epochs: int = Field(3, ge=1)
+    gbm_max_iter: int = Field(40, ge=10)
+    prophet_uncertainty_samples: int = Field(50, ge=20)
+    permutation_repeats: int = Field(2, ge=1)
+
+
+class MlConfig(StrictModel):
+    """Forecasting with MLflow (crypto_ml.forecasting): horizons, backtest, models, registry."""
+
+    horizons: list[int] = [1, 7, 30]
+    #: Walk-forward backtest: expanding window, `folds` cut-offs `fold_days` apart.
+    folds: int = Field(6, ge=1)
+    fold_days: int = Field(30, ge=1)
+    families: list[ForecastFamily] = ["naive", "drift", "prophet", "lstm", "gbm", "ensemble"]
+    min_history_days: MlMinHistoryConfig = MlMinHistoryConfig()
+    #: A token whose newest close is older than this (days before the newest in gold) is skipped.
+    stale_after_days: int = Field(3, ge=0)
+    #: Naive/drift intervals: empirical h-day changes over this many recent days.
+    empirical_window_days: int = Field(365, ge=60)
+    #: CPU threads for torch, BLAS and OpenMP. 1 by default: they busy-wait, and on a loaded
+    #: 2-core machine (Airflow, Postgres) 2 threads made an LSTM batch and a boosting fit ~10x
+    #: slower than 1 (measured); raise it on a machine the models have to themselves.
+    threads: int = Field(1, ge=1)
+    seed: int = 42
+    #: Per-token families are trained in Airflow tasks of this many tokens.
+    symbols_per_task: int = Field(10, ge=1)
+    #: The Airflow pool bounding concurrent training tasks (slots sized for 2 cores).
+    pool: str = "ml_training"
+    pool_slots: int = Field(1, ge=1)
+    work_dir: Path = Path("data/ml")
+    prophet: MlProphetConfig = MlProphetConfig()
+    lstm: MlLstmConfig = MlLstmConfig()
+    gbm: MlGbmConfig = MlGbmConfig()
+    ensemble: MlEnsembleConfig = MlEnsembleConfig()
+    drift: MlDriftConfig = MlDriftConfig()
+    mlflow: MlMlflowConfig = MlMlflowConfig()
+    demo: MlDemoConfig = MlDemoConfig()
+
+    @field_validator("horizons")
+    @classmethod
+    def _horizons_are_days(cls, value: list[int]) -> list[int]:
+        if not value or any(h < 1 for h in value) or len(set(value)) != len(value):
+            raise ValueError(f"horizons {value} must be distinct whole days >= 1")
+        return sorted(value)
+
+    @model_validator(mode="after")
+    def _ensemble_needs_members(self) -> MlConfig:
+        if "naive" not in self.families:
+            raise ValueError("families must include naive: every model is judged against it")
+        return self
+
+
 def find_config_file() -> Path:
     """CRYPTO_CONFIG_FILE, else the nearest config/config.yaml above the working directory,
     else the one in the source checkout this package was installed from."""
@@ -393,6 +529,7 @@ class Settings(BaseSettings):
     alerts: AlertsConfig = AlertsConfig()
     dashboard: DashboardConfig = DashboardConfig()
     portfolio: PortfolioConfig = PortfolioConfig()
+    ml: MlConfig = MlConfig()
     schedules: dict[str, str] = {}
 
     @classmethod

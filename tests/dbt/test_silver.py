@@ -93,13 +93,12 @@ def test_gaps_are_flagged_not_filled(built, bronze_loader):
         assert pd.Timestamp(day, tz="UTC") not in got.index
     after = got.loc[pd.Timestamp("2024-06-13", tz="UTC")]
     assert (after["gap_candles"], after["has_gap"]) == (3, True)
-    closes = raw.set_index("timestamp")["close"]
-    assert after["log_return"] == pytest.approx(
-        np.log(
-            closes[pd.Timestamp("2024-06-13", tz="UTC")]
-            / closes[pd.Timestamp("2024-06-09", tz="UTC")]
-        ),
-        rel=1e-12,
+    # One definition of a return in silver and gold: only between consecutive candles, so the
+    # candle after a gap has none (a 4-day move is not one day's return).
+    assert pd.isna(after["log_return"]) and pd.isna(after["pct_change"])
+    day_after = got.loc[pd.Timestamp("2024-06-14", tz="UTC")]
+    assert day_after["log_return"] == pytest.approx(
+        np.log(day_after["close"] / after["close"]), rel=1e-12
     )
     assert int(got["has_gap"].sum()) == 1
     assert _cleaned(built, "BTC", "1h")["gap_candles"].max() == 0

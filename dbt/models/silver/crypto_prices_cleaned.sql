@@ -168,8 +168,9 @@ with_returns as (
 
     select
         *,
-        {{ log_return('close', 'previous_close') }} as log_return,
-        {{ simple_return('close', 'previous_close') }} as pct_change,
+        -- returns only between consecutive candles: null after a gap (macros/returns.sql)
+        {{ log_return('close', 'previous_close', follows_without_gap('"timestamp"', 'previous_timestamp')) }} as log_return,
+        {{ simple_return('close', 'previous_close', follows_without_gap('"timestamp"', 'previous_timestamp')) }} as pct_change,
         coalesce(
             round(
                 extract(epoch from "timestamp" - previous_timestamp) / {{ interval_seconds('interval') }}

@@ -1,0 +1,208 @@
+"""Quantile gradient boosting (scikit-learn) on lagged returns and the gold indicators.
+
+One HistGradientBoostingRegressor per (horizon, quantile) with the quantile (pinball) loss,
+pooled across tokens: the target is the h-day log change divided by sigma × sqrt(h) (sigma: the
+token's trailing 30-day daily volatility at the origin), so tokens share one scale-free model; the
+forecast multiplies back. Crossing quantiles are sorted (monotone rearrangement). Training rows
+need their target inside the training panel (cut at the cut-off) and a known sigma; features may
+be NaN (gaps, warm-up) and are routed natively, never imputed.
+
+Permutation feature importance (scikit-learn) is computed on the median model against held-out
+rows (the last fold's origins, targets after the cut-off) and saved for the dashboard.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from crypto_ml.forecasting.base import FitResult, Origins
+from crypto_ml.forecasting.features import FEATURE_NAMES, token_features
+from crypto_ml.forecasting.forecasts import QUANTILE_LEVELS, concat_forecasts, make_forecasts
+from crypto_ml.forecasting.panel import Panel
+from crypto_ml.forecasting.policy import Skip, training_skip
+from crypto_ml.forecasting.threads import limited_threads
+
+log = logging.getLogger(__name__)
+
+QUANTILE_COLUMNS = list(QUANTILE_LEVELS)
+
+
+def scaled_rows(
+    panel: Panel, symbols: Sequence[str], horizons: Sequence[int], periods_per_year: int
+) -> pd.DataFrame:
+    """Features, sigma, base log close and scaled targets z_<h> for every observed day.
+
+    Index: (symbol, date). A target is NaN when its day is missing or past the panel's end."""
+    frames = []
+    for symbol in symbols:
+        if symbol not in panel:
+            continue
+        token = panel[symbol]
+        rows = token_features(token, periods_per_year)
+        rows["sigma"] = token.frame["sigma"]
+        rows["base"] = token.frame["log_close"]
+        for h in horizons:
+            change = token.frame["log_close"].shift(-h) - token.frame["log_close"]
+            rows[f"z_{h}"] = change / (token.frame["sigma"] * math.sqrt(h))
+        rows = rows.loc[token.frame["observed"].to_numpy()]
+        frames.append(rows.assign(symbol=symbol).set_index("symbol", append=True).swaplevel())
+    if not frames:
+        return pd.DataFrame()
+    return pd.concat(frames).rename_axis(["symbol", "date"])
+
+
+@dataclass
+class GbmModel:
+    symbols: list[str]
+    horizons: list[int]
+    #: (horizon, quantile column) -> fitted HistGradientBoostingRegressor
+    models: dict[tuple[int, str], object]
+    periods_per_year: int
+    threads: int
+    family: str = "gbm"
+
+    def forecast(self, panel: Panel, origins: Origins, horizons: Sequence[int]) -> pd.DataFrame:
+        wanted = [h for h in horizons if any((h, c) in self.models for c in QUANTILE_COLUMNS)]
+        symbols = [s for s in origins if s in self.symbols and s in panel and len(origins[s])]
+        if not symbols or not wanted:
+            return concat_forecasts([])
+        rows = scaled_rows(panel, symbols, [], self.periods_per_year)
+        index = pd.MultiIndex.from_tuples(
+            [(s, d) for s in symbols for d in origins[s]], names=["symbol", "date"]
+        )
+        rows = rows.reindex(index)
+        rows = rows.loc[np.isfinite(rows["sigma"].to_numpy()) & (rows["sigma"] > 0).to_numpy()]
+        if rows.empty:
+            return concat_forecasts([])
+        frames = []
+        with limited_threads(self.threads):
+            features = rows[FEATURE_NAMES].to_numpy()
+            for h in wanted:
+                z = np.column_stack(
+                    [self.models[(h, c)].predict(features) for c in QUANTILE_COLUMNS]  # type: ignore[attr-defined]
+                )
+                z = np.sort(z, axis=1)
+                step = rows["sigma"].to_numpy() * math.sqrt(h)
+                base = rows["base"].to_numpy()
+                for symbol in symbols:
+                    mine = rows.index.get_level_values("symbol") == symbol
+                    if not mine.any():
+                        continue
+                    days = pd.DatetimeIndex(rows.index.get_level_values("date")[mine])
+                    quantiles = {
+                        c: base[mine] + z[mine, k] * step[mine]
+                        for k, c in enumerate(QUANTILE_COLUMNS)
+                    }
+                    frames.append(make_forecasts(symbol, days, h, base[mine], quantiles))
+        return concat_forecasts(frames)
+
+
+@dataclass(frozen=True)
+class GbmFamily:
+    min_history: int
+    horizons: tuple[int, ...]
+    max_iter: int
+    learning_rate: float
+    max_leaf_nodes: int
+    min_samples_leaf: int
+    history_days: int
+    seed: int
+    threads: int
+    periods_per_year: int
+    name: str = "gbm"
+    per_symbol: bool = False
+
+    def fit(self, panel: Panel, cutoff: pd.Timestamp, symbols: Sequence[str]) -> FitResult:
+        from sklearn.ensemble import HistGradientBoostingRegressor
+
+        skips: list[Skip] = []
+        usable = []
+        for symbol in symbols:
+            if symbol not in panel:
+                continue
+            skip = training_skip(panel[symbol], self.name, cutoff, self.min_history)
+            if skip:
+                skips.append(skip)
+            else:
+                usable.append(symbol)
+        rows = scaled_rows(panel, usable, self.horizons, self.periods_per_year)
+        models: dict[tuple[int, str], object] = {}
+        if not rows.empty:
+            recent = rows.index.get_level_values("date") > cutoff - pd.Timedelta(
+                days=self.history_days
+            )
+            rows = rows.loc[recent & np.isfinite(rows["sigma"].to_numpy())]
+        with limited_threads(self.threads):
+            for h in self.horizons:
+                if rows.empty:
+                    break
+                train = rows.loc[np.isfinite(rows[f"z_{h}"].to_numpy())]
+                if len(train) < 2 * self.min_samples_leaf:
+                    log.info("gbm: %d training rows for %d days ahead: not fitted", len(train), h)
+                    continue
+                x, y = train[FEATURE_NAMES].to_numpy(), train[f"z_{h}"].to_numpy()
+                for column, level in QUANTILE_LEVELS.items():
+                    model = HistGradientBoostingRegressor(
+                        loss="quantile",
+                        quantile=level,
+                        max_iter=self.max_iter,
+                        learning_rate=self.learning_rate,
+                        max_leaf_nodes=self.max_leaf_nodes,
+                        min_samples_leaf=self.min_samples_leaf,
+                        early_stopping=False,
+                        random_state=self.seed,
+                    )
+                    models[(h, column)] = model.fit(x, y)
+        fitted = sorted(usable) if models else []
+        model = GbmModel(fitted, list(self.horizons), models, self.periods_per_year, self.threads)
+        return FitResult(model, skips)
+
+
+def permutation_importance_table(
+    model: GbmModel, panel: Panel, origins: Origins, repeats: int, seed: int
+) -> pd.DataFrame:
+    """Permutation importance of the median model per horizon on the rows at `origins` whose
+    targets are known in `panel`. Columns: horizon, feature, importance_mean, importance_std."""
+    from sklearn.inspection import permutation_importance
+
+    symbols = [s for s in origins if s in model.symbols]
+    rows = scaled_rows(panel, symbols, model.horizons, model.periods_per_year)
+    records = []
+    if rows.empty:
+        return pd.DataFrame(columns=["horizon", "feature", "importance_mean", "importance_std"])
+    index = pd.MultiIndex.from_tuples(
+        [(s, d) for s in symbols for d in origins[s]], names=["symbol", "date"]
+    )
+    rows = rows.reindex(index)
+    with limited_threads(model.threads):
+        for h in model.horizons:
+            median = model.models.get((h, "point"))
+            held_out = rows.loc[np.isfinite(rows[f"z_{h}"].to_numpy())]
+            if median is None or len(held_out) < 10:
+                continue
+            result = permutation_importance(
+                median,
+                held_out[FEATURE_NAMES].to_numpy(),
+                held_out[f"z_{h}"].to_numpy(),
+                scoring="neg_mean_absolute_error",
+                n_repeats=repeats,
+                random_state=seed,
+            )
+            for k, feature in enumerate(FEATURE_NAMES):
+                records.append(
+                    {
+                        "horizon": h,
+                        "feature": feature,
+                        "importance_mean": float(result.importances_mean[k]),
+                        "importance_std": float(result.importances_std[k]),
+                    }
+                )
+    return pd.DataFrame(
+        records, columns=["horizon", "feature", "importance_mean", "importance_std"]
+    )
