@@ -14,7 +14,7 @@ export PATH := $(BIN):$(PATH)
 # The warehouse for commands that need one: CRYPTO_DATABASE_URL, else the embedded server.
 WAREHOUSE = export CRYPTO_DATABASE_URL="$${CRYPTO_DATABASE_URL:-$$($(CLI) db url)}"
 
-.PHONY: help venv lock demo test test-unit lint up down status dbt-build dbt-parse docs bench clean
+.PHONY: help venv lock demo test test-unit lint up down status dbt-build dbt-parse docs dashboard bench clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(firstword $(MAKEFILE_LIST)) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -42,19 +42,19 @@ demo: venv ## Offline end to end: warehouse, synthetic ingestion, summary
 	$(CLI) demo
 
 test: venv ## The full test suite (integration tests use CRYPTO_DATABASE_URL or the embedded server)
-	$(BIN)/ruff check src airflow scripts tests
+	$(BIN)/ruff check src airflow scripts tests streamlit
 	$(WAREHOUSE); $(PY) scripts/stack.py dbt-parse && $(BIN)/pytest -q
 
 test-unit: venv ## Only the tests that need no database
 	$(BIN)/pytest -q -m "not integration"
 
 lint: venv ## ruff (lint + format check) and mypy
-	$(BIN)/ruff check src airflow scripts tests
-	$(BIN)/ruff format --check src airflow scripts tests
+	$(BIN)/ruff check src airflow scripts tests streamlit
+	$(BIN)/ruff format --check src airflow scripts tests streamlit
 	$(BIN)/mypy
 
-bench: venv ## Loader throughput vs raw COPY vs to_sql; dbt full vs incremental build; portfolio optimiser speed
-	$(WAREHOUSE); $(PY) scripts/bench_load.py && $(PY) scripts/bench_dbt.py && $(PY) scripts/bench_portfolio.py
+bench: venv ## Loader throughput vs raw COPY vs to_sql; dbt full vs incremental build; portfolio optimiser speed; dashboard page times in Chromium
+	$(WAREHOUSE); $(PY) scripts/bench_load.py && $(PY) scripts/bench_dbt.py && $(PY) scripts/bench_portfolio.py && $(PY) scripts/bench_dashboard.py
 
 # The local stack: every line of the Procfile, run by honcho in the background (scripts/stack.py).
 # EXECUTOR=celery adds the Procfile's celery-* workers (Redis as broker); ONLY='airflow-*' starts
@@ -79,6 +79,9 @@ dbt-build: venv ## dbt build of silver and gold, with tests, on the warehouse
 # dbt/target_docs: never the folder the DAGs are rendered from (dbt/target_airflow) or dbt/target.
 docs: venv ## Generate the dbt docs site and serve it on :8081 (in the foreground)
 	$(WAREHOUSE); $(CLI) dbt docs generate --target-path target_docs && $(CLI) dbt docs serve --target-path target_docs --port 8081 --host 0.0.0.0 --no-browser
+
+dashboard: venv ## The Streamlit dashboard in the foreground on :8501 (read-only on gold; `make up` starts it too)
+	$(WAREHOUSE); $(CLI) db init && $(CLI) dashboard --port 8501
 
 clean: ## Remove the lake, the embedded warehouse data and build outputs (asks nothing: careful)
 	rm -rf data/lake dbt/target dbt/logs .pytest_cache

@@ -400,16 +400,6 @@ def market_cap_treemap(tokens: pd.DataFrame, label: str) -> go.Figure:
     return _layout(figure, 460)
 
 
-def holdings_chart(values: pd.DataFrame) -> go.Figure:
-    """The user's holdings by value."""
-    figure = go.Figure(
-        go.Pie(labels=values["symbol"], values=values["value"], hole=0.55, sort=True)
-    )
-    figure.update_layout(hovermode="closest", showlegend=False)
-    figure.update_traces(textinfo="label+percent")
-    return _layout(figure, 300)
-
-
 def freshness_chart(freshness: pd.DataFrame, late_hours: float, stale_hours: float) -> go.Figure:
     """How overdue each feed is (hours beyond one candle interval), coloured by status."""
     data = freshness.assign(

@@ -24,7 +24,7 @@ import queries
 
 #: Random portfolios drawn for the picture (the weekly run stores a sample of 2,000 of 10,000).
 CLOUD_PORTFOLIOS = 5_000
-CLOUD_SHOWN = 2_000
+CLOUD_SHOWN = 1_000
 FRONTIER_POINTS = 30
 
 

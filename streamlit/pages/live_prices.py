@@ -1,5 +1,8 @@
 """Live prices: tickers with the 24-hour change, candles with VWAP and volume, the value of the
-user's holdings and the latest alerts, re-read every `dashboard.live_refresh_seconds`."""
+user's holdings and the latest alerts, re-read every `dashboard.live_refresh_seconds`.
+
+One Plotly chart only (the candles): this page redraws itself every refresh, and Plotly is
+what the browser spends its time on; the holdings are a table with each token's share."""
 
 from __future__ import annotations
 
@@ -96,11 +99,24 @@ def holdings_panel(tickers: pd.DataFrame) -> None:
         None if change is None else notices.percent(change),
         border=True,
     )
-    left.caption(f"{len(frame)} tokens + {notices.money(cash)} cash, from `{path.name}`")
+    left.caption(
+        f"{len(frame)} tokens + {notices.money(cash)} cash, from `{path.name}`; "
+        "the change is over each ticker's 24 h."
+    )
     if unpriced:
         left.warning(f"No price in gold for {', '.join(unpriced)}: left out of the value.")
-    with right:
-        st.plotly_chart(charts.holdings_chart(frame.dropna(subset=["value"])), width="stretch", key="holdings_chart")  # fmt: skip
+    shown = frame.dropna(subset=["value"]).sort_values("value", ascending=False)
+    right.dataframe(
+        shown.assign(share=shown["value"] / total)[["symbol", "quantity", "price", "value", "share"]],
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "quantity": st.column_config.NumberColumn("quantity", format="%.6g"),
+            "price": st.column_config.NumberColumn("price", format="%.6g"),
+            "value": st.column_config.NumberColumn("value", format="%,.2f"),
+            "share": st.column_config.ProgressColumn("share of the value", format="percent", min_value=0, max_value=1),
+        },
+    )  # fmt: skip
 
 
 def latest_alerts() -> None:

@@ -21,6 +21,9 @@ import queries
 settings = get_settings()
 STRATEGY_LABELS = {k: v[2] for k, v in charts.STRATEGY_MARKERS.items()}
 DEFAULT_WHATIF = ("BTC", "ETH", "SOL", "BNB", "XRP", "LINK")
+#: Random portfolios drawn (every k-th of the stored sample): the cloud has the same shape with
+#: 1,000 points, and SVG markers are what the browser spends its time on.
+CLOUD_SHOWN = 1000
 
 st.title("Portfolio optimiser")
 
@@ -72,8 +75,9 @@ with notices.section():
         .first()
         .reset_index()
     )
+    cloud = queries.monte_carlo_portfolios(run_date)
     st.plotly_chart(
-        charts.frontier_chart(queries.monte_carlo_portfolios(run_date), queries.efficient_frontier(run_date), points),
+        charts.frontier_chart(cloud.iloc[:: max(1, len(cloud) // CLOUD_SHOWN)], queries.efficient_frontier(run_date), points),
         width="stretch",
         key="main_chart",
     )  # fmt: skip
