@@ -9,6 +9,9 @@ watcher mode). Gold's relationship tests to `silver.token_universe` run here, af
 
 `announce_gold` emits the **`crypto_gold`** Asset (for the dashboard, the alerts and the ML jobs)
 only when every mart built and every test passed.
+The last task, `refresh_serving_cache`, invalidates the dashboard's cached query results
+(`crypto_analytics.serving_cache`: Redis when REDIS_URL is set), so the dashboard shows the new
+gold at once instead of after its five-minute cache.
 
 dbt connects to the platform's warehouse (CRYPTO_DATABASE_URL, or the embedded server) through the
 DBT_* variables `crypto_analytics.dbt_runner.dbt_env` fills before each task. The tasks are
@@ -49,7 +52,15 @@ def gold_aggregation() -> None:
         """Emit the gold Asset once every mart is built and tested."""
         log.info("gold built and tested: announcing it")
 
-    marts >> announce_gold()
+    @task
+    def refresh_serving_cache() -> None:
+        """Invalidate the dashboard's cached query results: gold has just changed. After the
+        announcement, so a cache failure (Redis down) shows here without holding gold back."""
+        from crypto_analytics.serving_cache import refresh
+
+        refresh()
+
+    marts >> announce_gold() >> refresh_serving_cache()
 
 
 gold_aggregation()
