@@ -37,6 +37,7 @@ from crypto_analytics.config import Settings
 from crypto_analytics.errors import BadPayload, ConfigError
 from crypto_analytics.ingestion.frames import COLUMNS, UNREADABLE_COLUMN, Dataset, conform
 from crypto_analytics.ingestion.sources.base import FetchResult, RawPayload
+from crypto_analytics.redaction import redact
 
 log = logging.getLogger(__name__)
 
@@ -350,7 +351,7 @@ def _write_payload(
         path=relative,
         sha256=_sha256(payload.body),
         size=len(payload.body),
-        request=payload.request,
+        request=redact(payload.request),  # a key or session crumb in a URL stays out of the lake
         media_type=payload.media_type,
         received_at=received_at,
     )

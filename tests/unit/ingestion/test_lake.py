@@ -238,3 +238,16 @@ def test_corrupt_manifest_is_a_bad_payload(settings):
     assert [(path, "malformed" in why) for path, why in listing.unreadable] == [
         (batch.manifest_file, True)
     ]
+
+
+def test_request_records_never_hold_a_secret(settings):
+    result = synthetic_result(settings)
+    result.payloads[0] = RawPayload(
+        body=result.payloads[0].body,
+        request="https://query2.finance.yahoo.com/v8/finance/chart/BTC-USD?crumb=s3ss10n-crumb"
+        "&x_cg_demo_api_key=CG-key-in-url-1",
+    )
+    batch = write_batch(result, BATCH, settings, request_meta={})
+    stored = batch.manifest_file.read_text()
+    assert "s3ss10n-crumb" not in stored and "CG-key-in-url-1" not in stored
+    assert "crumb=***" in stored
