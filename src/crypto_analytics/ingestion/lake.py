@@ -376,7 +376,11 @@ def load_manifest(manifest_path: Path) -> LakeBatch:
         raise BadPayload(_LAKE, f"manifest {manifest_path} does not exist") from exc
     except ValueError as exc:
         raise BadPayload(_LAKE, f"manifest {manifest_path} is not valid JSON: {exc}") from exc
-    return LakeBatch.from_dict(data, lake_root=_lake_root_of(Path(manifest_path)))
+    try:
+        return LakeBatch.from_dict(data, lake_root=_lake_root_of(Path(manifest_path)))
+    except BadPayload as exc:
+        detail = str(exc).removeprefix(f"{_LAKE}: manifest is malformed: ")
+        raise BadPayload(_LAKE, f"manifest {manifest_path} is malformed: {detail}") from exc
 
 
 def _verified_bytes(batch: LakeBatch, relative: str, expected_sha256: str) -> bytes:

@@ -251,3 +251,14 @@ def test_request_records_never_hold_a_secret(settings):
     stored = batch.manifest_file.read_text()
     assert "s3ss10n-crumb" not in stored and "CG-key-in-url-1" not in stored
     assert "crumb=***" in stored
+
+
+def test_a_malformed_manifest_names_its_file(settings):
+    batch = write_batch(synthetic_result(settings), BATCH, settings, request_meta={})
+    data = json.loads(batch.manifest_file.read_text())
+    del data["parquet_path"]
+    batch.manifest_file.write_text(json.dumps(data))
+    with pytest.raises(
+        BadPayload, match=f"manifest {batch.manifest_file} is malformed: .*parquet_path"
+    ):
+        read_batch(batch.manifest_file)
