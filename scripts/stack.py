@@ -35,7 +35,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 from crypto_analytics.config import CONFIG_ENV_VAR, Settings, find_config_file, get_settings
 from crypto_analytics.errors import ConfigError, CryptoAnalyticsError
@@ -359,13 +359,13 @@ class AirflowApi:
         return list(found["dag_runs"])
 
     def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
-        found = self.call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances?limit=1000")
+        path = f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances?limit=1000"
+        found = self.call("GET", path)
         return list(found["task_instances"])
 
     def asset_events(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
-        found = self.call(
-            "GET", f"/api/v2/assets/events?source_dag_id={dag_id}&source_run_id={run_id}"
-        )
+        query = urlencode({"source_dag_id": dag_id, "source_run_id": run_id})
+        found = self.call("GET", f"/api/v2/assets/events?{query}")
         return list(found["asset_events"])
 
     def wait_for_run_id(
@@ -374,7 +374,7 @@ class AirflowApi:
         """Run `run_id` of `dag_id` once finished; ConfigError when it failed or ran too long."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            run = self.call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")
+            run = self.call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}")
             if run["state"] in ("success", "failed"):
                 return self._finished(dag_id, run)
             time.sleep(poll)
@@ -382,7 +382,8 @@ class AirflowApi:
 
     def triggered_by(self, dag_id: str, run_id: str) -> set[tuple[str, str]]:
         """(dag_id, run_id) of the runs whose Asset events started this run."""
-        found = self.call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/upstreamAssetEvents")
+        path = f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/upstreamAssetEvents"
+        found = self.call("GET", path)
         return {(e["source_dag_id"], e["source_run_id"]) for e in found["asset_events"]}
 
     def wait_for_triggered_run(
