@@ -10,12 +10,15 @@
     (with a failing test and no hint) until a full refresh.
 -#}
 
-{#- Per (symbol, interval) of the cleaned candles: the earliest candle with a new, corrected or
-    deleted bronze row at or after the model's watermark. -#}
-{% macro cleaned_changed_partitions() -%}
+{#- Per (symbol, interval): the earliest candle at or after which `upstream` has rows stamped
+    (`ingested_column`) at or after this model's watermark, or a bronze candle was corrected or
+    deleted since. crypto_prices_cleaned reads bronze's staging view with `_ingested_at`; a model
+    built on it can pass ref('crypto_prices_cleaned') and `_last_ingested_at` and add the
+    `delete_changed_ranges` pre-hook, so a deleted candle leaves it too. -#}
+{% macro changed_or_deleted_partitions(upstream, ingested_column='_last_ingested_at') -%}
     select symbol, interval, min(changed_from) as changed_from
     from (
-        {{ changed_partitions(ref('stg_bronze__crypto_prices'), ingested_column='_ingested_at') }}
+        {{ changed_partitions(upstream, ingested_column=ingested_column) }}
         union all
         {{ changed_partitions(ref('stg_bronze__price_changes'), ingested_column='changed_at') }}
     ) as new_or_changed

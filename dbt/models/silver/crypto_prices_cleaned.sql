@@ -25,7 +25,10 @@
             {'columns': ['_last_ingested_at']},
             {'columns': ['_built_at']},
         ],
-        pre_hook=["{{ delete_changed_ranges(cleaned_changed_partitions()) }}"],
+        pre_hook=[
+            "{{ delete_changed_ranges(changed_or_deleted_partitions("
+            "ref('stg_bronze__crypto_prices'), '_ingested_at')) }}"
+        ],
         post_hook=["{{ analyze_built_at_once() }}"],
     )
 }}
@@ -45,7 +48,7 @@ prices as (
 
 changed as (
 
-    {{ cleaned_changed_partitions() }}
+    {{ changed_or_deleted_partitions(ref('stg_bronze__crypto_prices'), '_ingested_at') }}
 
 ),
 
