@@ -10,9 +10,7 @@ serving the same recording) must supply the 5th to 8th, and the 9th and 10th arr
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,90 +19,27 @@ import psycopg
 import pytest
 from pandas.testing import assert_frame_equal
 from stream_fakes import (
+    NOW,
     Drop,
     Hold,
     KlinesVenue,
     Pause,
     ScriptedBinance,
     Send,
+    bronze_candles,
+    configure_stream,
+    count_rows,
     recorded_capture_frames,
     recorded_rest_klines,
+    run_until,
     serve_klines,
     ws_from_rest,
 )
 
-from crypto_analytics.config import get_settings
 from crypto_analytics.ingestion.sources.binance_format import parse_klines
-from crypto_analytics.streaming.consumer import StreamConsumer
 from crypto_analytics.streaming.service import build_consumer
 
 pytestmark = [pytest.mark.integration, pytest.mark.shared_data]
-
-#: Just after the 10th recorded candle (23:12) closed.
-NOW = datetime(2021, 10, 22, 23, 13, 0, 500000, tzinfo=UTC)
-
-
-def configure_stream(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, **extra: str) -> None:
-    rules = tmp_path / "alerts.yaml"
-    rules.write_text("rules: []\n")
-    env = {
-        "CRYPTO_STREAM__SYMBOLS": '["BTC"]',
-        "CRYPTO_STREAM__FALLBACK_WS_URLS": "[]",
-        "CRYPTO_STREAM__INITIAL_BACKFILL_MINUTES": "0",
-        "CRYPTO_STREAM__BACKOFF_INITIAL_SECONDS": "0.05",
-        "CRYPTO_STREAM__BACKOFF_MAX_SECONDS": "0.2",
-        "CRYPTO_STREAM__FLUSH_SECONDS": "0.3",
-        "CRYPTO_STREAM__HEARTBEAT_SECONDS": "0.5",
-        "CRYPTO_SOURCES__EXCHANGE__FALLBACK_HOSTS": "[]",
-        "CRYPTO_ALERTS__RULES_FILE": str(rules),
-        **extra,
-    }
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    get_settings.cache_clear()
-
-
-def run_until(
-    build: Callable[[], StreamConsumer], done: Callable[[], bool], timeout: float = 30.0
-) -> StreamConsumer:
-    """Run a consumer until `done()` holds (polled in a thread) or the timeout, then stop it."""
-    built: list[StreamConsumer] = []
-
-    async def main() -> None:
-        consumer = build()
-        built.append(consumer)
-        loop = asyncio.get_running_loop()
-
-        async def watch() -> None:
-            deadline = loop.time() + timeout
-            while loop.time() < deadline and not await asyncio.to_thread(done):
-                await asyncio.sleep(0.2)
-            consumer.request_stop()
-
-        await asyncio.gather(consumer.run(), watch())
-
-    asyncio.run(main())
-    return built[0]
-
-
-def bronze_candles(url: str) -> pd.DataFrame:
-    with psycopg.connect(url) as conn:
-        rows = conn.execute(
-            """
-            select "timestamp", symbol, interval, open, high, low, close, volume, quote_volume,
-                   quote_currency, source_api
-            from bronze.raw_crypto_prices where interval = '1m' order by "timestamp"
-            """
-        ).fetchall()
-    columns = ["timestamp", "symbol", "interval", "open", "high", "low", "close", "volume",
-               "quote_volume", "quote_currency", "source_api"]  # fmt: skip
-    return pd.DataFrame(rows, columns=columns)
-
-
-def count_rows(url: str, sql: str) -> int:
-    with psycopg.connect(url) as conn:
-        row = conn.execute(sql).fetchone()
-    return int(row[0]) if row else 0
 
 
 def test_replay_with_a_drop_lands_every_candle_exactly_once(

@@ -278,8 +278,9 @@ class StreamConsumer:
         """Flush whenever the batch is due; after stop, flush what is left and return."""
         failures = 0
         while True:
-            await wait_event(self._kick, self.batcher.seconds_until_due())
-            self._kick.clear()
+            if not self.stop.is_set():  # once stopping, drain without waiting for a kick
+                await wait_event(self._kick, self.batcher.seconds_until_due())
+                self._kick.clear()
             stopping = self.stop.is_set()
             if len(self.batcher) and (self.batcher.due() or stopping):
                 if await self._flush_once():

@@ -13,14 +13,15 @@ import logging
 import signal
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from crypto_analytics.config import Settings, get_settings
 from crypto_analytics.errors import ConfigError
-from crypto_analytics.streaming.consumer import StreamConsumer
-from crypto_analytics.streaming.heartbeat import HeartbeatWriter
-from crypto_analytics.streaming.sink import CandleSink
+from crypto_analytics.streaming.heartbeat import HeartbeatWriter, stream_id
 from crypto_analytics.warehouse import database_url
+
+if TYPE_CHECKING:
+    from crypto_analytics.streaming.consumer import StreamConsumer
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +46,12 @@ def build_consumer(
     symbols: list[str] | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     with_alerts: bool = True,
+    heartbeat: HeartbeatWriter | None = None,
 ) -> StreamConsumer:
     """Everything the consumer needs, from the settings (must run inside an event loop)."""
     from crypto_analytics.alerts.live import LiveAlerts
+    from crypto_analytics.streaming.consumer import StreamConsumer
+    from crypto_analytics.streaming.sink import CandleSink
 
     settings = settings or get_settings()
     url = database_url(settings)
@@ -93,7 +97,7 @@ def build_consumer(
         subscriptions=subscriptions,
         sink=sink,
         backfiller=backfiller,  # type: ignore[arg-type]
-        heartbeat=HeartbeatWriter(url),
+        heartbeat=heartbeat or HeartbeatWriter(url),
         alerts=alerts,
         clock=clock,
     )
@@ -110,9 +114,16 @@ def run_stream(
     settings: Settings | None = None, *, feed: str | None = None, symbols: list[str] | None = None
 ) -> None:
     """Run the stream in the foreground until SIGTERM/SIGINT."""
+    settings = settings or get_settings()
+    url = database_url(settings)
+    name = resolve_feed(settings, feed)
+    # The stream's lock first: a second process for the same stream is refused before it loads
+    # pandas, ccxt and the rest.
+    writer = HeartbeatWriter(url)
+    writer.acquire(stream_id(name, settings.stream.interval))
 
     async def main() -> None:
-        consumer = build_consumer(settings, feed=feed, symbols=symbols)
+        consumer = build_consumer(settings, feed=name, symbols=symbols, heartbeat=writer)
         log.warning(
             "streaming %s %s candles of %s into bronze (stop with Ctrl-C or SIGTERM)",
             consumer.feed.name,

@@ -5,21 +5,18 @@ Why Binance's message format: with `ingestion.default_sources` set to ["syntheti
 alerts) on a feed that closes a candle per token every minute, so the live page moves. Only the
 frames' origin differs; the consumer cannot tell.
 
-Why the minutes are built from the synthetic source's hourly candle: the offline market then has
-one price level across intervals (the minutes of an hour open at that hour's open and close at its
-close; their volumes add up to its volume). Within the hour the path is a Brownian bridge in log
-price with the token's minute volatility, drawn from a generator seeded by (seed, token, hour), so
-any minute is the same whenever it is asked for: the backfill after a restart lands exactly the
-candles the live feed would have sent, and reruns are idempotent.
+Why the candles are the synthetic source's own: that source is one price path across every
+interval (its minutes aggregate exactly to its hours and days), so what the stream lands in bronze
+agrees with what batch ingestion lands for the same token. The source is a pure function of the
+candle number, so any minute is the same whenever it is asked for: the backfill after a restart
+lands exactly the candles the live feed would have sent, and reruns are idempotent.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import logging
-import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -32,7 +29,7 @@ from crypto_analytics.errors import ConfigError
 from crypto_analytics.ingestion.frames import Dataset, conform, empty_frame
 from crypto_analytics.ingestion.sources.base import FetchResult, RawPayload
 from crypto_analytics.ingestion.sources.synthetic import QUOTE_CURRENCY as SYNTHETIC_QUOTE
-from crypto_analytics.ingestion.sources.synthetic import SyntheticSource, profile_for
+from crypto_analytics.ingestion.sources.synthetic import SyntheticSource
 from crypto_analytics.intervals import floor_to_interval, interval_length
 from crypto_analytics.streaming.feed import Connected, FeedEvent, Received, sleep_or_stop
 from crypto_analytics.streaming.klines import kline_message
@@ -62,53 +59,25 @@ class SyntheticMinutes:
         self.step = step
         self.per_hour = HOUR // step
         self.seed = settings.sources.synthetic.seed
-        # the hourly candle of the hour being streamed is not closed yet; the source's model is a
-        # pure function of the candle number, so asking with a clock in the far future is exact
-        self._hourly = SyntheticSource(settings, clock=lambda: _FAR_FUTURE)
+        # the candle being streamed is not closed yet; the source's model is a pure function of
+        # the candle number, so asking with a clock in the far future is exact
+        self._source = SyntheticSource(settings, clock=lambda: _FAR_FUTURE)
         self._tokens = {token.symbol: token for token in settings.tokens}
         #: (symbol, hour) -> the hour's candles as arrays (open, high, low, close, volume, qv)
         self._cache: dict[tuple[str, datetime], np.ndarray] = {}
 
-    def _rng(self, symbol: str, hour: datetime) -> np.random.Generator:
-        key = f"{self.seed}|minutes|{self.interval}|{symbol}|{int(hour.timestamp())}"
-        digest = hashlib.blake2b(key.encode(), digest_size=8).digest()
-        return np.random.default_rng(int.from_bytes(digest, "little"))
-
-    def _split_hour(self, token: Token, hour: datetime, bar: pd.Series) -> np.ndarray:
-        """The hour's candles (rows) as [open, high, low, close, volume, quote_volume]."""
-        n = self.per_hour
-        rng = self._rng(token.symbol, hour)
-        shocks, wick_hi, wick_lo, weights = (rng.standard_normal(n) for _ in range(4))
-        sigma = profile_for(token).daily_vol * math.sqrt(self.step / timedelta(days=1))
-        walk = np.concatenate(([0.0], np.cumsum(sigma * shocks)))
-        fraction = np.arange(n + 1) / n
-        bridge = walk - fraction * walk[-1]
-        log_open, log_close = math.log(bar["open"]), math.log(bar["close"])
-        path = np.exp(log_open + fraction * (log_close - log_open) + bridge)
-        path[0], path[-1] = bar["open"], bar["close"]
-        opens, closes = path[:-1], path[1:]
-        highs = np.maximum(opens, closes) * np.exp(0.3 * sigma * np.abs(wick_hi))
-        lows = np.minimum(opens, closes) * np.exp(-0.3 * sigma * np.abs(wick_lo))
-        share = np.exp(0.5 * weights)
-        volume = bar["volume"] * share / share.sum()
-        typical = (highs + lows + closes) / 3.0
-        return np.column_stack([opens, highs, lows, closes, volume, volume * typical])
-
     def _hours(self, token: Token, hours: list[datetime]) -> None:
-        """Fill the cache for these hours: one hourly fetch for all the missing ones."""
+        """Fill the cache for these hours: one fetch of the source for all the missing ones."""
         missing = [h for h in hours if (token.symbol, h) not in self._cache]
         if not missing:
             return
-        bars = self._hourly.fetch_ohlcv(token, "1h", min(missing), max(missing) + HOUR).frame
-        by_hour: dict[datetime, Any] = {
-            pd.Timestamp(rec["timestamp"]).to_pydatetime(): rec for rec in bars.to_dict("records")
-        }
-        for hour in missing:
-            bar = by_hour.get(hour)
-            if bar is None:  # before sources.synthetic.start
-                self._cache[(token.symbol, hour)] = np.empty((0, 6))
-                continue
-            self._cache[(token.symbol, hour)] = self._split_hour(token, hour, pd.Series(bar))
+        frame = self._source.fetch_ohlcv(
+            token, self.interval, min(missing), max(missing) + HOUR
+        ).frame
+        values = frame[["open", "high", "low", "close", "volume", "quote_volume"]].to_numpy()
+        hour_of = frame["timestamp"].dt.floor("h")
+        for hour in missing:  # an hour before sources.synthetic.start has no candles
+            self._cache[(token.symbol, hour)] = values[(hour_of == hour).to_numpy()]
         if len(self._cache) > 20_000:  # a long backfill: keep memory bounded
             for key in list(self._cache)[: len(self._cache) - 10_000]:
                 del self._cache[key]
