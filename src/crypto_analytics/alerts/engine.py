@@ -94,9 +94,7 @@ def _portfolio(
 ) -> list[Observation]:
     assert isinstance(rule, PortfolioDriftRule)
     weights = inputs.select(REBALANCING, REBALANCING_COLUMNS)
-    return portfolio_drift_observations(
-        rule, weights, settings.portfolio.rebalancing, REBALANCING.name
-    )
+    return portfolio_drift_observations(rule, weights, REBALANCING.name)
 
 
 def _model(rule: Rule, inputs: GoldInputs, settings: Settings, now: datetime) -> list[Observation]:

@@ -46,10 +46,11 @@ STREAM_HEARTBEAT = GoldRelation(
 )
 REBALANCING = GoldRelation(
     "gold.rebalancing_recommendations",
-    "run the portfolio_optimization DAG (or `crypto-analytics portfolio report`)",
+    "run the portfolio_optimization DAG (or `crypto-analytics portfolio optimize` then "
+    "`crypto-analytics portfolio report`)",
 )
 MODEL_DRIFT = GoldRelation(
-    "gold.model_drift", "run the forecasting DAG (or `crypto-analytics ml drift`)"
+    "gold.model_drift", "run the ml_inference DAG (or `crypto-analytics ml predict`)"
 )
 
 
