@@ -17,9 +17,12 @@ from crypto_analytics.contract import (
     ASSET_GROUP,
     BRONZE_ASSET_URI,
     GOLD_ASSET_URI,
+    PREDICTIONS_ASSET_URI,
     SILVER_ASSET_URI,
 )
 
 BRONZE = Asset(name="crypto_bronze", uri=BRONZE_ASSET_URI, group=ASSET_GROUP)
 SILVER = Asset(name="crypto_silver", uri=SILVER_ASSET_URI, group=ASSET_GROUP)
 GOLD = Asset(name="crypto_gold", uri=GOLD_ASSET_URI, group=ASSET_GROUP)
+#: Price forecasts refreshed (gold.price_predictions): emitted by ml_training and ml_inference.
+PREDICTIONS = Asset(name="crypto_price_predictions", uri=PREDICTIONS_ASSET_URI, group=ASSET_GROUP)

@@ -18,9 +18,11 @@ from datetime import date
 from typing import Any
 
 import pandas as pd
+import psycopg
 from psycopg import sql
 
 from crypto_analytics.warehouse import connect, database_url
+from crypto_ml.errors import NotEnoughData
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +64,13 @@ def read_daily_features(
         query += sql.SQL(" and date <= %s")
         params.append(until)
     query += sql.SQL(" order by symbol, date")
-    frame = _read(url, query, params)
+    try:
+        frame = _read(url, query, params)
+    except psycopg.errors.UndefinedTable as exc:
+        raise NotEnoughData(
+            "gold.token_daily_features does not exist: build gold first "
+            "(`crypto-analytics dbt build`, or `make demo` for the offline market)"
+        ) from exc
     numeric = [c for c in FEATURE_COLUMNS if c not in ("symbol", "date", "category")]
     frame = frame.astype({c: "float64" for c in numeric if c != "is_stablecoin"})
     frame["is_stablecoin"] = frame["is_stablecoin"].astype(bool)

@@ -458,8 +458,8 @@ class MlConfig(StrictModel):
     seed: int = 42
     #: Per-token families are trained in Airflow tasks of this many tokens.
     symbols_per_task: int = Field(10, ge=1)
-    #: The Airflow pool bounding concurrent training tasks (slots sized for 2 cores).
-    pool: str = "ml_training"
+    #: Slots of the Airflow pool the training tasks share (contract.ML_TRAINING_POOL): 1 on 2
+    #: cores, so one training job at a time next to the data pipeline's tasks.
     pool_slots: int = Field(1, ge=1)
     work_dir: Path = Path("data/ml")
     prophet: MlProphetConfig = MlProphetConfig()

@@ -55,6 +55,15 @@ BRONZE_SCHEDULE: Final = "*/15 * * * *"
 PORTFOLIO_DAG_ID: Final = "portfolio_optimization"
 PORTFOLIO_SCHEDULE: Final = "0 0 * * 1"
 
+#: Forecasting (crypto_ml.forecasting): the nightly training, and the prediction refresh that
+#: follows every gold update. Training tasks take a slot of the pool ML_TRAINING_POOL (created by
+#: `make up` with ml.pool_slots slots), so a night's jobs never crowd the other DAGs off 2 cores.
+ML_TRAINING_DAG_ID: Final = "ml_training"
+ML_INFERENCE_DAG_ID: Final = "ml_inference"
+ML_TRAINING_SCHEDULE: Final = "0 2 * * *"
+ML_TRAINING_POOL: Final = "ml_training"
+PREDICTIONS_ASSET_URI: Final = "postgres://warehouse:5432/crypto/gold/price_predictions"
+
 #: start_date of every DAG (with catchup=False it only has to lie in the past).
 DAG_START_DATE: Final = datetime(2024, 1, 1, tzinfo=UTC)
 

@@ -27,6 +27,8 @@ def test_every_dag_file_imports_without_errors(dag_bag):
         "silver_transformation",
         "gold_aggregation",
         "portfolio_optimization",
+        "ml_training",
+        "ml_inference",
     }
     assert set(dag_bag.dag_ids) == EXPECTED_DAG_IDS
 
@@ -74,7 +76,10 @@ def test_bronze_wiring_keeps_other_batches_when_one_fails(dag_bag):
     assert tasks["collect_failures"].trigger_rule == "all_done"
     # The event follows the run's own checks: the quality gate and the collected failures.
     assert tasks["announce_bronze"].trigger_rule == "all_success"
-    assert tasks["announce_bronze"].upstream_task_ids == {"check_bronze_quality", "collect_failures"}
+    assert tasks["announce_bronze"].upstream_task_ids == {
+        "check_bronze_quality",
+        "collect_failures",
+    }
     # The only leaf decides the run's state, so it must see every other task.
     assert [t.task_id for t in dag.leaves] == ["surface_failures"]
     assert tasks["surface_failures"].trigger_rule == "all_done"

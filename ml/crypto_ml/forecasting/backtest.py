@@ -92,9 +92,11 @@ def run_family(
     timing = Timing()
     frames = []
     importance = pd.DataFrame()
+    skips: list[Skip] = []
     for fold in plan:
         started = time.perf_counter()
-        fitted = family.fit(panel.truncate(fold.cutoff), fold.cutoff, symbols).fitted
+        result = family.fit(panel.truncate(fold.cutoff), fold.cutoff, symbols)
+        fitted, skips = result.fitted, result.skips
         timing.fit_seconds += time.perf_counter() - started
         timing.fits += 1
         view = panel.truncate(fold.last_origin)
@@ -109,7 +111,8 @@ def run_family(
             )
         log.info("%s fold %d (cut-off %s): %d forecasts", family.name, fold.number,
                  fold.cutoff.date(), len(forecasts))  # fmt: skip
-    final, skips = None, []
+    # the skips reported are the production fit's, or without one the last fold's
+    final = None
     if final_fit:
         started = time.perf_counter()
         result = family.fit(panel, panel.as_of, symbols)
@@ -139,9 +142,10 @@ def run_volatility(
     timing = Timing()
     frames = []
     baseline = RollingVolatility()
+    skips: list[Skip] = []
     for fold in plan:
         started = time.perf_counter()
-        garch, _ = family.fit(panel.truncate(fold.cutoff), fold.cutoff, symbols)
+        garch, skips = family.fit(panel.truncate(fold.cutoff), fold.cutoff, symbols)
         timing.fit_seconds += time.perf_counter() - started
         timing.fits += 1
         view = panel.truncate(fold.last_origin)
@@ -162,7 +166,7 @@ def run_volatility(
     forecasts = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     if not forecasts.empty:
         forecasts["realised"] = realised_variance(panel, forecasts)
-    final, skips = None, []
+    final = None
     if final_fit:
         started = time.perf_counter()
         final, skips = family.fit(panel, panel.as_of, symbols)

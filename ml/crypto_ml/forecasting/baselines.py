@@ -85,6 +85,7 @@ class RandomWalk:
         return "drift" if self.with_drift else "naive"
 
     def fit(self, panel: Panel, cutoff: pd.Timestamp, symbols: Sequence[str]) -> FitResult:
+        panel = panel.truncate(cutoff)
         skips, fitted = [], []
         for symbol in symbols:
             if symbol not in panel:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -65,6 +65,9 @@ class GbmModel:
     models: dict[tuple[int, str], object]
     periods_per_year: int
     threads: int
+    #: The features the models were fitted on: FEATURE_NAMES less those with fewer than two
+    #: distinct values in the training rows (all missing, or constant, e.g. no market cap).
+    features: list[str] = field(default_factory=lambda: list(FEATURE_NAMES))
     family: str = "gbm"
 
     def forecast(self, panel: Panel, origins: Origins, horizons: Sequence[int]) -> pd.DataFrame:
@@ -82,7 +85,7 @@ class GbmModel:
             return concat_forecasts([])
         frames = []
         with limited_threads(self.threads):
-            features = rows[FEATURE_NAMES].to_numpy()
+            features = rows[self.features].to_numpy()
             for h in wanted:
                 z = np.column_stack(
                     [self.models[(h, c)].predict(features) for c in QUANTILE_COLUMNS]  # type: ignore[attr-defined]
@@ -121,6 +124,7 @@ class GbmFamily:
     def fit(self, panel: Panel, cutoff: pd.Timestamp, symbols: Sequence[str]) -> FitResult:
         from sklearn.ensemble import HistGradientBoostingRegressor
 
+        panel = panel.truncate(cutoff)  # targets after the cut-off do not exist for the fit
         skips: list[Skip] = []
         usable = []
         for symbol in symbols:
@@ -133,11 +137,16 @@ class GbmFamily:
                 usable.append(symbol)
         rows = scaled_rows(panel, usable, self.horizons, self.periods_per_year)
         models: dict[tuple[int, str], object] = {}
+        features = list(FEATURE_NAMES)
         if not rows.empty:
             recent = rows.index.get_level_values("date") > cutoff - pd.Timedelta(
                 days=self.history_days
             )
             rows = rows.loc[recent & np.isfinite(rows["sigma"].to_numpy())]
+            features = [f for f in FEATURE_NAMES if rows[f].nunique(dropna=True) >= 2]
+            dropped = sorted(set(FEATURE_NAMES) - set(features))
+            if dropped:
+                log.info("gbm: features without variation in the training rows: %s", dropped)
         with limited_threads(self.threads):
             for h in self.horizons:
                 if rows.empty:
@@ -146,7 +155,7 @@ class GbmFamily:
                 if len(train) < 2 * self.min_samples_leaf:
                     log.info("gbm: %d training rows for %d days ahead: not fitted", len(train), h)
                     continue
-                x, y = train[FEATURE_NAMES].to_numpy(), train[f"z_{h}"].to_numpy()
+                x, y = train[features].to_numpy(), train[f"z_{h}"].to_numpy()
                 for column, level in QUANTILE_LEVELS.items():
                     model = HistGradientBoostingRegressor(
                         loss="quantile",
@@ -160,7 +169,9 @@ class GbmFamily:
                     )
                     models[(h, column)] = model.fit(x, y)
         fitted = sorted(usable) if models else []
-        model = GbmModel(fitted, list(self.horizons), models, self.periods_per_year, self.threads)
+        model = GbmModel(
+            fitted, list(self.horizons), models, self.periods_per_year, self.threads, features
+        )
         return FitResult(model, skips)
 
 
@@ -184,17 +195,17 @@ def permutation_importance_table(
         for h in model.horizons:
             median = model.models.get((h, "point"))
             held_out = rows.loc[np.isfinite(rows[f"z_{h}"].to_numpy())]
-            if median is None or len(held_out) < 10:
+            if median is None or len(held_out) < 5:
                 continue
             result = permutation_importance(
                 median,
-                held_out[FEATURE_NAMES].to_numpy(),
+                held_out[model.features].to_numpy(),
                 held_out[f"z_{h}"].to_numpy(),
                 scoring="neg_mean_absolute_error",
                 n_repeats=repeats,
                 random_state=seed,
             )
-            for k, feature in enumerate(FEATURE_NAMES):
+            for k, feature in enumerate(model.features):
                 records.append(
                     {
                         "horizon": h,

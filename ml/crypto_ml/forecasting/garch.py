@@ -128,6 +128,7 @@ class GarchFamily:
         from arch import arch_model
         from arch.utility.exceptions import ConvergenceWarning
 
+        panel = panel.truncate(cutoff)
         params: dict[str, dict[str, float]] = {}
         skips: list[Skip] = []
         for symbol in symbols:

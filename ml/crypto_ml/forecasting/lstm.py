@@ -163,6 +163,7 @@ class LstmFamily:
         self, panel: Panel, cutoff: pd.Timestamp, symbols: Sequence[str]
     ) -> tuple[np.ndarray, np.ndarray, dict[str, float], list[Skip]]:
         """Windows, scaled targets (NaN = unknown at the cut-off), per-token scales, skips."""
+        panel = panel.truncate(cutoff)  # targets after the cut-off do not exist for the fit
         xs, ys, scales, skips = [], [], {}, []
         first_origin = cutoff - pd.Timedelta(days=self.history_days)
         for symbol in symbols:

@@ -511,7 +511,7 @@ def _family_params(ml: MlConfig, family: str, plan: Plan) -> dict[str, Any]:
         params.update({f"{family}.{k}": v for k, v in section[family].model_dump().items()})
     if family in ("naive", "drift"):
         params["empirical_window_days"] = ml.empirical_window_days
-    if family in ml.min_history_days.model_fields:
+    if family in type(ml.min_history_days).model_fields:
         params["min_history_days"] = getattr(ml.min_history_days, family)
     return params
 

@@ -15,6 +15,7 @@ noise) around the anchored point; the 95 % interval assumes the same spread is G
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -35,6 +36,8 @@ Z95 = 1.959963984540054
 def _quiet() -> None:
     for name in ("cmdstanpy", "prophet", "prophet.plot"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    # Prophet 1.5 calls pandas APIs that pandas 3.1 deprecates (inplace=, convert_dates=)
+    warnings.filterwarnings("ignore", category=DeprecationWarning, module="prophet")
 
 
 @dataclass
@@ -105,6 +108,7 @@ class ProphetFamily:
         from prophet.serialize import model_to_json
 
         _quiet()
+        panel = panel.truncate(cutoff)  # a fit never sees past its cut-off, whatever it is given
         skips: list[Skip] = []
         models: dict[str, str] = {}
         for symbol in symbols:
