@@ -49,7 +49,7 @@ TARGET_SECONDS = 2.0
 
 
 def _env(url: str, tmp: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CRYPTO_", "DBT_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CRYPTO_", "DBT_", "MLFLOW_"))}
     env.pop("REDIS_URL", None)  # in-process cache: the refresh below is the generation file
     env.update(
         CRYPTO_DATABASE_URL=url,
@@ -57,6 +57,11 @@ def _env(url: str, tmp: Path) -> dict[str, str]:
         CRYPTO_LAKE_DIR=str(tmp / "lake"),
         DBT_TARGET_PATH=str(tmp / "dbt_target"),
         DBT_LOG_PATH=str(tmp / "dbt_logs"),
+        # the demo's forecasting and portfolio report write here, not to the checkout's data/
+        MLFLOW_TRACKING_URI=f"sqlite:///{tmp / 'mlflow.db'}",
+        CRYPTO_ML__MLFLOW__ARTIFACTS_DIR=str(tmp / "mlflow"),
+        CRYPTO_ML__WORK_DIR=str(tmp / "ml"),
+        CRYPTO_PORTFOLIO__REBALANCING__REPORTS_DIR=str(tmp / "reports"),
     )
     return env
 

@@ -524,18 +524,34 @@ MODEL_COLOURS = {
 
 
 def forecast_chart(
-    actuals: pd.DataFrame, predictions: pd.DataFrame, banded_model: str | None, horizon_days: int
+    actuals: pd.DataFrame,
+    latest: pd.DataFrame,
+    history: pd.DataFrame,
+    banded_model: str | None,
+    horizon_days: int,
 ) -> go.Figure:
-    """Actual daily closes against each model's forecasts at one horizon, plotted at their
-    target day; the 95 % and 80 % bands of one model shaded."""
+    """Actual daily closes, then each model's newest forecasts (every horizon, drawn from the
+    last close they started from), one model's 80 % and 95 % bands around its path, and the
+    model's earlier forecasts at one horizon as markers on the day they forecast (so they can be
+    checked against what happened)."""
     figure = go.Figure()
+    as_of = latest["as_of_date"].max() if not latest.empty else None
+    origin = actuals[actuals["date"] == as_of]
+    start = origin.iloc[-1] if not origin.empty else None
+    anchor = (
+        pd.DataFrame({"target_date": [start["date"]], "point": [start["close"]], "lower_80": [start["close"]], "upper_80": [start["close"]], "lower_95": [start["close"]], "upper_95": [start["close"]]})
+        if start is not None
+        else pd.DataFrame()
+    )  # fmt: skip
     if banded_model is not None:
-        band = predictions[predictions["model"] == banded_model].sort_values("target_date")
+        band = pd.concat(
+            [anchor, latest[latest["model"] == banded_model].sort_values("target_date")]
+        )
+        colour = MODEL_COLOURS.get(banded_model, "#1e88e5")
         for low, high, opacity, label in (
             ("lower_95", "upper_95", 0.12, "95 %"),
             ("lower_80", "upper_80", 0.22, "80 %"),
         ):
-            colour = MODEL_COLOURS.get(banded_model, "#1e88e5")
             figure.add_trace(
                 go.Scatter(
                     x=band["target_date"],
@@ -552,19 +568,27 @@ def forecast_chart(
                     fillcolor=_with_alpha(colour, opacity), name=f"{banded_model} {label} interval",
                 )
             )  # fmt: skip
-    for model, rows in predictions.groupby("model", sort=True):
-        rows = rows.sort_values("target_date")
-        figure.add_trace(
-            go.Scatter(
-                x=rows["target_date"], y=rows["point"], mode="lines", name=f"{model} ({horizon_days} d ahead)",
-                line={"color": MODEL_COLOURS.get(str(model)), "width": 1.3, "dash": "solid" if model == banded_model else "dot"},
-            )
-        )  # fmt: skip
     figure.add_trace(
         go.Scatter(x=actuals["date"], y=actuals["close"], mode="lines", name="actual close", line={"color": "#212121", "width": 2})
     )  # fmt: skip
+    for model, rows in latest.groupby("model", sort=True):
+        path = pd.concat([anchor, rows.sort_values("target_date")])
+        figure.add_trace(
+            go.Scatter(
+                x=path["target_date"], y=path["point"], mode="lines+markers", name=f"{model}",
+                line={"color": MODEL_COLOURS.get(str(model)), "width": 2 if model == banded_model else 1.2},
+            )
+        )  # fmt: skip
+    for model, rows in history.groupby("model", sort=True):
+        figure.add_trace(
+            go.Scatter(
+                x=rows["target_date"], y=rows["point"], mode="markers", name=f"{model}, earlier {horizon_days} d forecasts",
+                marker={"color": MODEL_COLOURS.get(str(model)), "size": 5, "symbol": "circle-open"},
+                legendgroup=str(model), visible="legendonly" if model != banded_model else True,
+            )
+        )  # fmt: skip
     figure.update_yaxes(title_text="close")
-    return _layout(figure, 500)
+    return _layout(figure, 520)
 
 
 def _with_alpha(colour: str, alpha: float) -> str:

@@ -51,12 +51,12 @@ def price(value: float | None) -> str:
 
 
 def short_price(value: float | None) -> str:
-    """Five significant digits at most, for headline tiles (67,012; 0.24513; 1.2346e-05)."""
+    """Short enough for a headline tile: 67,012; 194.96; 0.2451; 1.235e-05."""
     if value is None or value != value:
         return "—"
     if abs(value) >= 10_000:
         return f"{value:,.0f}"
-    return f"{value:.5g}"
+    return f"{value:.5g}" if abs(value) >= 1 else f"{value:.4g}"
 
 
 def money(value: float | None) -> str:

@@ -13,6 +13,7 @@ not built yet (with the command that builds it), the role may not read it.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from dataclasses import dataclass
 from datetime import date
@@ -38,8 +39,8 @@ CONNECT_TIMEOUT_SECONDS = 5
 #: views over the schemas the Python jobs write: dbt creates the view, the job fills it.
 DBT_GOLD = "`crypto-analytics dbt build --select gold` (or `make demo` for the offline demo)"
 FORECASTING = (
-    "`crypto-analytics dbt build --select gold` (it creates the views over schema ml); the "
-    "forecasting job fills them"
+    "`crypto-analytics dbt build --select gold` (it creates the views over schema ml); "
+    "`crypto-analytics ml train` and `ml predict` fill them"
 )
 PORTFOLIO = (
     "`crypto-analytics dbt build --select gold` (it creates the views over schema portfolio); "
@@ -146,11 +147,18 @@ def _connect_failure(exc: psycopg.OperationalError, where: str) -> WarehouseUnre
 
 
 def _plain(frame: pd.DataFrame) -> pd.DataFrame:
-    """numeric -> float (Decimal columns), so every frame is plain numbers, text and times."""
+    """Plain numbers, text and times only: numeric (Decimal) -> float, json/arrays -> JSON
+    text, so every frame caches as Arrow and shows in a table the same way."""
     for column in frame.columns:
-        first = frame[column].dropna()
-        if not first.empty and isinstance(first.iloc[0], Decimal):
+        present = frame[column].dropna()
+        if present.empty:
+            continue
+        if isinstance(present.iloc[0], Decimal):
             frame[column] = frame[column].astype(float)
+        elif isinstance(present.iloc[0], dict | list):
+            frame[column] = frame[column].map(
+                lambda v: None if v is None else json.dumps(v, default=str)
+            )
     return frame
 
 
@@ -467,18 +475,18 @@ def forecast_symbols() -> pd.DataFrame:
     )
 
 
-def price_predictions(symbol: str, horizon_days: int, since: date) -> pd.DataFrame:
-    """Every model's forecasts of one token at one horizon whose target day is `since` or later."""
+def price_predictions(symbol: str, since: date) -> pd.DataFrame:
+    """Every model's forecasts of one token, all horizons, whose target day is `since` or later."""
     return _cached(
         "price_predictions",
         """
-        select as_of_date, target_date, model, point, lower_80, upper_80, lower_95, upper_95,
-               model_version, run_id, is_champion
+        select as_of_date, horizon_days, target_date, model, point, lower_80, upper_80,
+               lower_95, upper_95, model_version, run_id, is_champion
         from gold.price_predictions
-        where symbol = %s and horizon_days = %s and target_date >= %s
-        order by model, target_date, as_of_date
+        where symbol = %s and target_date >= %s
+        order by model, as_of_date, horizon_days
         """,
-        (symbol, horizon_days, since),
+        (symbol, since),
         "gold.price_predictions",
         FORECASTING,
     )

@@ -149,9 +149,21 @@ def _redis_location(url: str) -> str:
     return f"{parts.hostname or 'localhost'}:{parts.port or 6379}{parts.path or '/0'}"
 
 
+def _arrow_column(column: pd.Series) -> pa.Array:
+    """One column as Arrow. Timezone-aware times go through their UTC numpy values: pyarrow's
+    own path reads `Series.values`, which pandas 3 deprecates for them."""
+    if isinstance(column.dtype, pd.DatetimeTZDtype):
+        naive = column.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy()
+        return pa.array(naive, type=pa.timestamp(column.dtype.unit, tz=str(column.dtype.tz)), from_pandas=True)  # fmt: skip
+    return pa.Array.from_pandas(column)
+
+
 def frame_to_bytes(frame: pd.DataFrame) -> bytes:
     """Arrow IPC stream of a frame (its index is dropped: query results carry none)."""
-    table = pa.Table.from_pandas(frame, preserve_index=False)
+    table = pa.Table.from_arrays(
+        [_arrow_column(frame[name]) for name in frame.columns],
+        names=[str(name) for name in frame.columns],
+    )
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, table.schema) as writer:
         writer.write_table(table)

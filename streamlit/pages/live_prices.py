@@ -21,7 +21,7 @@ import queries
 #: Candles shown per interval: about two days of 15m, two weeks of 1h, two months of 4h, a year of 1d.
 CANDLES_SHOWN = {"1m": 360, "5m": 288, "15m": 192, "30m": 192, "1h": 336, "4h": 360, "1d": 365}
 CHARTED_INTERVALS = ("15m", "1h", "4h", "1d")
-HEADLINE = ("BTC", "ETH", "SOL", "BNB", "XRP", "DOGE")
+HEADLINE = ("BTC", "ETH", "SOL", "BNB", "XRP")
 
 settings = get_settings()
 st.title("Live prices")

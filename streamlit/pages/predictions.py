@@ -38,7 +38,8 @@ with notices.section():
     available = queries.require_rows(
         queries.forecast_symbols(),
         "price forecasts",
-        "run the forecasting job (it writes schema ml)",
+        "run `crypto-analytics ml train` then `crypto-analytics ml predict` (the ml_training and "
+        "ml_inference DAGs do it on schedule), or `make demo`",
     )
     symbols = sorted(available["symbol"].unique())
     left, middle, right = st.columns(3)
@@ -50,24 +51,27 @@ with notices.section():
         )
         or horizons[0]
     )
-    newest = available.loc[
-        (available["symbol"] == symbol) & (available["horizon_days"] == horizon), "latest_as_of"
-    ].max()
+    newest = available.loc[available["symbol"] == symbol, "latest_as_of"].max()
     since = pd.Timestamp(newest).date() - timedelta(days=HISTORY_DAYS)
-    predictions = queries.price_predictions(symbol, int(horizon), since)
-    models = sorted(predictions["model"].unique())
-    champions = predictions.loc[
-        predictions["is_champion"].fillna(False).astype(bool), "model"
-    ].unique()
+    predictions = queries.price_predictions(symbol, since)
+    latest = predictions[predictions["as_of_date"] == newest]
+    history = predictions[
+        (predictions["horizon_days"] == horizon) & (predictions["as_of_date"] < newest)
+    ]
+    models = sorted(latest["model"].unique())
+    champions = latest.loc[latest["is_champion"].fillna(False).astype(bool), "model"].unique()
     default_band = (
         champions[0] if len(champions) else ("ensemble" if "ensemble" in models else models[0])
     )
     banded = right.selectbox("Intervals of", models, index=models.index(default_band))
-    actuals = queries.daily_closes((symbol,), since)
-    st.plotly_chart(charts.forecast_chart(actuals, predictions, banded, int(horizon)), width="stretch", key="main_chart")  # fmt: skip
+    actuals = queries.daily_closes((symbol,), since)  # the current day too: forecasts start there
+    st.plotly_chart(charts.forecast_chart(actuals, latest, history, banded, int(horizon)), width="stretch", key="main_chart")  # fmt: skip
     st.caption(
-        f"Each line is a model's {horizon}-day-ahead forecast drawn at the day it forecast; the "
-        f"shaded bands are {banded}'s central 80 % and 95 % intervals. Newest forecasts from {newest}."
+        f"Each model's newest forecasts (as of the close of {newest}, every horizon) drawn from "
+        f"that close; the shaded bands are {banded}'s central 80 % and 95 % intervals. Circles: "
+        f"the models' earlier {horizon}-day forecasts on the day they forecast "
+        f"({history['as_of_date'].nunique()} earlier origins in the last {HISTORY_DAYS} days; "
+        "click a legend entry to show another model's)."
     )
 
     st.subheader("Walk-forward evaluation")

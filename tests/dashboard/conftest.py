@@ -37,7 +37,7 @@ def _server() -> str:
 
 def _isolated_env(tmp: Path, url: str) -> dict[str, str]:
     """The environment of a subprocess working on `url` with files only under `tmp`."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CRYPTO_", "DBT_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CRYPTO_", "DBT_", "MLFLOW_"))}
     env.pop("REDIS_URL", None)
     env.update(
         CRYPTO_DATABASE_URL=url,
@@ -45,6 +45,11 @@ def _isolated_env(tmp: Path, url: str) -> dict[str, str]:
         CRYPTO_DATA_DIR=str(tmp / "data"),
         DBT_TARGET_PATH=str(tmp / "dbt_target"),
         DBT_LOG_PATH=str(tmp / "dbt_logs"),
+        # the demo's forecasting and portfolio report write here, not to the checkout's data/
+        MLFLOW_TRACKING_URI=f"sqlite:///{tmp / 'mlflow.db'}",
+        CRYPTO_ML__MLFLOW__ARTIFACTS_DIR=str(tmp / "mlflow"),
+        CRYPTO_ML__WORK_DIR=str(tmp / "ml"),
+        CRYPTO_PORTFOLIO__REBALANCING__REPORTS_DIR=str(tmp / "reports"),
     )
     return env
 
