@@ -274,7 +274,8 @@ def parse_rules(text: str, source: str = "alerts file") -> RuleSet:
     try:
         document = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{source} is not valid YAML: {exc}") from exc
+        flat = " ".join(str(exc).split())
+        raise ConfigError(f"{source} is not valid YAML: {flat}") from exc
     if not isinstance(document, dict):
         raise ConfigError(f"{source} must be a mapping with `defaults` and `rules`")
     document = _with_defaults(document)

@@ -55,7 +55,8 @@ def volatility_spikes(
     periods_per_year: int = PERIODS_PER_YEAR,
 ) -> dict[str, Spike | None]:
     """Per symbol: the volatility of the last `window_days` returns and the median rolling
-    volatility over the `history_days` days before that window (None without a current value).
+    volatility over the `history_days` days before that window (None without a current value;
+    n_history 0 and a NaN baseline without history).
 
     `log_returns` must be indexed by consecutive calendar days (missing days as NaN).
     """
@@ -74,13 +75,13 @@ def volatility_spikes(
     for symbol in vol.columns:
         current = vol[symbol].iloc[-1]
         past = history[symbol].dropna()
-        if np.isnan(current) or past.empty:
+        if np.isnan(current):
             out[str(symbol)] = None
             continue
         out[str(symbol)] = Spike(
             as_of=as_of,
             current=float(current),
-            baseline=float(past.median()),
+            baseline=float(past.median()) if len(past) else math.nan,
             n_history=len(past),
         )
     return out
