@@ -14,7 +14,7 @@ export PATH := $(BIN):$(PATH)
 # The warehouse for commands that need one: CRYPTO_DATABASE_URL, else the embedded server.
 WAREHOUSE = export CRYPTO_DATABASE_URL="$${CRYPTO_DATABASE_URL:-$$($(CLI) db url)}"
 
-.PHONY: help venv lock demo test test-unit lint up down status dbt-build dbt-parse docs dashboard bench clean
+.PHONY: help venv lock demo test test-unit lint up down status dbt-build dbt-parse docs dashboard mlflow ml-eval-real bench clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(firstword $(MAKEFILE_LIST)) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -53,8 +53,8 @@ lint: venv ## ruff (lint + format check) and mypy
 	$(BIN)/ruff format --check src airflow scripts tests streamlit
 	$(BIN)/mypy
 
-bench: venv ## Loader throughput vs raw COPY vs to_sql; dbt full vs incremental build; portfolio optimiser speed; dashboard page times in Chromium
-	$(WAREHOUSE); $(PY) scripts/bench_load.py && $(PY) scripts/bench_dbt.py && $(PY) scripts/bench_portfolio.py && $(PY) scripts/bench_dashboard.py
+bench: venv ## Loader throughput vs raw COPY vs to_sql; dbt full vs incremental build; portfolio optimiser speed; dashboard page times in Chromium; forecasting fit/predict times
+	$(WAREHOUSE); $(PY) scripts/bench_load.py && $(PY) scripts/bench_dbt.py && $(PY) scripts/bench_portfolio.py && $(PY) scripts/bench_dashboard.py && $(PY) scripts/bench_ml.py
 
 # The local stack: every line of the Procfile, run by honcho in the background (scripts/stack.py).
 # EXECUTOR=celery adds the Procfile's celery-* workers (Redis as broker); ONLY='airflow-*' starts
@@ -82,6 +82,12 @@ docs: venv ## Generate the dbt docs site and serve it on :8081 (in the foregroun
 
 dashboard: venv ## The Streamlit dashboard in the foreground on :8501 (read-only on gold; `make up` starts it too)
 	$(WAREHOUSE); $(CLI) db init && $(CLI) dashboard --port 8501
+
+mlflow: venv ## The MLflow UI in the foreground on :5000 (store: database `mlflow` on the warehouse server; `make up` starts it too)
+	$(WAREHOUSE); $(CLI) ml server
+
+ml-eval-real: venv ## The README's forecasting table: walk-forward backtest on ../shared/data's real daily history (scratch database)
+	$(WAREHOUSE); $(PY) scripts/evaluate_real_history.py
 
 clean: ## Remove the lake, the embedded warehouse data and build outputs (asks nothing: careful)
 	rm -rf data/lake dbt/target dbt/logs .pytest_cache

@@ -38,6 +38,7 @@ from typing import Any
 from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 from crypto_analytics.config import CONFIG_ENV_VAR, Settings, find_config_file, get_settings
+from crypto_analytics.contract import ML_TRAINING_POOL
 from crypto_analytics.errors import ConfigError, CryptoAnalyticsError
 
 log = logging.getLogger("stack")
@@ -284,6 +285,15 @@ def prepare(settings: Settings, executor: str) -> tuple[Layout, dict[str, str]]:
         env,
         lay.stack_dir / "db-migrate.log",
         "`airflow db migrate`",
+    )
+    # The forecasting training tasks share this pool (contract.ML_TRAINING_POOL), sized by
+    # ml.pool_slots for 2 cores; the scheduler would never run a task of a missing pool.
+    _run_logged(
+        [str(VENV_BIN / "airflow"), "pools", "set", ML_TRAINING_POOL, str(settings.ml.pool_slots),
+         "Forecasting training jobs (ml.pool_slots)"],  # fmt: skip
+        env,
+        lay.stack_dir / "pools.log",
+        "`airflow pools set`",
     )
     if executor == "celery":
         check_broker(env["AIRFLOW__CELERY__BROKER_URL"])
