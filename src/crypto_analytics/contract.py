@@ -64,6 +64,12 @@ ML_TRAINING_SCHEDULE: Final = "0 2 * * *"
 ML_TRAINING_POOL: Final = "ml_training"
 PREDICTIONS_ASSET_URI: Final = "postgres://warehouse:5432/crypto/gold/price_predictions"
 
+#: Alerts (crypto_analytics.alerts): every rule is evaluated after each gold build and each
+#: forecast refresh (its drift check), and also on this clock, so data that stops arriving is
+#: noticed even when nothing upstream runs.
+ALERTS_DAG_ID: Final = "alert_evaluation"
+ALERTS_SCHEDULE: Final = "*/30 * * * *"
+
 #: start_date of every DAG (with catchup=False it only has to lie in the past).
 DAG_START_DATE: Final = datetime(2024, 1, 1, tzinfo=UTC)
 

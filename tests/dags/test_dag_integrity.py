@@ -29,6 +29,7 @@ def test_every_dag_file_imports_without_errors(dag_bag):
         "portfolio_optimization",
         "ml_training",
         "ml_inference",
+        "alert_evaluation",
     }
     assert set(dag_bag.dag_ids) == EXPECTED_DAG_IDS
 

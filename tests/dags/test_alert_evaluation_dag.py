@@ -1,0 +1,153 @@
+"""The alert DAG: its schedule (gold, forecasts, or the half-hour clock), its wiring, and real runs
+(dag.test, in-process) against Postgres: an alert recorded and delivered to a local webhook, and a
+failing rule that still lets the other rules and the delivery run."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+import pytest
+from conftest import DAGS_FOLDER, parse_dags
+
+from crypto_analytics.config import get_settings
+from crypto_analytics.contract import (
+    ALERTS_DAG_ID,
+    ALERTS_SCHEDULE,
+    GOLD_ASSET_URI,
+    PREDICTIONS_ASSET_URI,
+)
+
+
+@pytest.fixture(scope="module")
+def alert_dag_bag():
+    bag = parse_dags(DAGS_FOLDER / "alert_evaluation_dag.py")
+    assert bag.import_errors == {}
+    return bag
+
+
+def test_schedule_is_gold_or_forecasts_or_the_clock(alert_dag_bag):
+    from airflow.sdk import AssetOrTimeSchedule
+
+    dag = alert_dag_bag.dags[ALERTS_DAG_ID]
+    assert isinstance(dag.schedule, AssetOrTimeSchedule)
+    assert dag.schedule.timetable.expression == ALERTS_SCHEDULE
+    assert {asset.uri for asset in dag.timetable.asset_condition.objects} == {
+        GOLD_ASSET_URI,
+        PREDICTIONS_ASSET_URI,
+    }
+    assert type(dag.timetable.asset_condition).__name__ == "AssetAny"
+    assert dag.max_active_runs == 1 and dag.catchup is False
+
+
+def test_delivery_runs_whatever_the_evaluation_did(alert_dag_bag):
+    dag = alert_dag_bag.dags[ALERTS_DAG_ID]
+    tasks = dag.task_dict
+    assert set(tasks) == {"evaluate_alert_rules", "deliver_alert_notifications"}
+    assert tasks["deliver_alert_notifications"].upstream_task_ids == {"evaluate_alert_rules"}
+    assert tasks["deliver_alert_notifications"].trigger_rule == "all_done"
+    assert all(task.retries >= 1 for task in dag.tasks)
+    assert [t.task_id for t in dag.leaves] == ["deliver_alert_notifications"]
+
+
+@pytest.fixture
+def alert_dag(alert_dag_bag, airflow_db):
+    """The parsed DAG with retries off: dag.test() would otherwise wait out each retry_delay."""
+    dag = alert_dag_bag.dags[ALERTS_DAG_ID]
+    saved = {task.task_id: task.retries for task in dag.tasks}
+    for task in dag.tasks:
+        task.retries = 0
+    yield dag
+    for task in dag.tasks:
+        task.retries = saved[task.task_id]
+
+
+@pytest.fixture
+def btc_gold(warehouse_url: str) -> str:
+    """gold.daily_crypto_metrics (the columns the rules read): BTC closed at 39,000 yesterday."""
+    today = datetime.now(UTC).date()
+    with psycopg.connect(warehouse_url, autocommit=True) as conn:
+        conn.execute("create schema if not exists gold")
+        conn.execute(
+            "create table gold.daily_crypto_metrics (symbol text, date date, close double precision,"
+            " log_return double precision, _source_ingested_at timestamptz)"
+        )
+        for days_ago, close in ((2, 41000.0), (1, 39000.0)):
+            day: date = today - timedelta(days=days_ago)
+            conn.execute(
+                "insert into gold.daily_crypto_metrics values ('BTC', %s, %s, null, now())",
+                (day, close),
+            )
+    return warehouse_url
+
+
+def use(monkeypatch, tmp_path: Path, rules: str, **env: str) -> None:
+    path = tmp_path / "alerts.yaml"
+    path.write_text(rules)
+    monkeypatch.setenv("CRYPTO_ALERTS__RULES_FILE", str(path))
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    get_settings.cache_clear()
+
+
+def states(run) -> dict[str, str]:
+    return {ti.task_id: ti.state for ti in run.get_task_instances()}
+
+
+@pytest.mark.integration
+def test_a_run_records_the_alert_and_delivers_it(
+    alert_dag, btc_gold, httpserver, monkeypatch, tmp_path
+):
+    httpserver.expect_request("/hook", method="POST").respond_with_data("ok")
+    use(
+        monkeypatch,
+        tmp_path,
+        "rules: [{id: btc_low, type: price_threshold, symbols: [BTC], below: 40000, channels: [webhook]}]",
+        ALERT_WEBHOOK_URL=httpserver.url_for("/hook"),
+    )
+    run = alert_dag.test()
+    assert run.state == "success", states(run)
+    with psycopg.connect(btc_gold) as conn:
+        event = conn.execute(
+            "select rule_id, subject, evaluated_by, notified from alerts.alert_events"
+        ).fetchall()
+        delivery = conn.execute("select channel, status from alerts.deliveries").fetchall()
+    assert event == [("btc_low", "BTC", "airflow", True)]
+    assert delivery == [("webhook", "delivered")]
+    assert len(httpserver.log) == 1
+
+    rerun = alert_dag.test()  # the same episode: nothing new, nothing sent twice
+    assert rerun.state == "success"
+    assert len(httpserver.log) == 1
+
+
+@pytest.mark.integration
+def test_a_failing_rule_fails_its_task_but_the_others_and_the_delivery_run(
+    alert_dag, btc_gold, httpserver, monkeypatch, tmp_path
+):
+    httpserver.expect_request("/hook", method="POST").respond_with_data("ok")
+    with psycopg.connect(btc_gold, autocommit=True) as conn:
+        conn.execute("create table gold.data_quality_summary (symbol text, latest_close_at text)")
+        conn.execute("insert into gold.data_quality_summary values ('BTC', 'not a time')")
+    use(
+        monkeypatch,
+        tmp_path,
+        """
+        rules:
+          - {id: btc_low, type: price_threshold, symbols: [BTC], below: 40000, channels: [webhook]}
+          - {id: stale, type: stale_data, dataset: candles, max_age: 1d}
+        """,
+        ALERT_WEBHOOK_URL=httpserver.url_for("/hook"),
+    )
+    run = alert_dag.test()
+    # both red, so the run is: the rule's error on the first, the delivery still done by the second
+    assert states(run) == {
+        "evaluate_alert_rules": "failed",
+        "deliver_alert_notifications": "failed",
+    }
+    assert run.state == "failed"
+    with psycopg.connect(btc_gold) as conn:
+        rows = dict(conn.execute("select rule_id, status from alerts.rule_state").fetchall())
+    assert rows == {"btc_low": "firing", "stale": "error"}
+    assert len(httpserver.log) == 1  # the good rule's alert still went out
