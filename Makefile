@@ -14,7 +14,7 @@ export PATH := $(BIN):$(PATH)
 # The warehouse for commands that need one: CRYPTO_DATABASE_URL, else the embedded server.
 WAREHOUSE = export CRYPTO_DATABASE_URL="$${CRYPTO_DATABASE_URL:-$$($(CLI) db url)}"
 
-.PHONY: help venv lock demo test test-unit lint up down status dbt-build dbt-parse docs dashboard mlflow ml-eval-real bench clean
+.PHONY: help venv lock demo test test-unit lint up down status dbt-build dbt-parse docs dashboard mlflow stream ml-eval-real bench clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(firstword $(MAKEFILE_LIST)) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -85,6 +85,9 @@ dashboard: venv ## The Streamlit dashboard in the foreground on :8501 (read-only
 
 mlflow: venv ## The MLflow UI in the foreground on :5000 (store: database `mlflow` on the warehouse server; `make up` starts it too)
 	$(WAREHOUSE); $(CLI) ml server
+
+stream: venv ## The real-time 1m candle stream in the foreground (Binance, or the synthetic feed offline; `make up` starts it too)
+	$(WAREHOUSE); $(CLI) db init && $(CLI) stream
 
 ml-eval-real: venv ## The README's forecasting table: walk-forward backtest on ../shared/data's real daily history (scratch database)
 	$(WAREHOUSE); $(PY) scripts/evaluate_real_history.py
