@@ -5,19 +5,30 @@ tested with no network, and a real source never serves all 38 tokens (delisted, 
 quote-currency tokens are missing somewhere). This source serves every token of the universe
 and is labelled `synthetic` in bronze so its rows can never be mistaken for market data.
 
+Why one price path for every interval: gold rebuilds a day from the finest complete interval
+silver has, and returns, correlations and alerts compare days built from different intervals.
+So the market is generated top-down. Daily candles come from a factor model: log return =
+vol × regime × (a·market + b·category + c·own shock), each shock a standardised Student-t with
+4 degrees of freedom (fat tails), a²+b²+c² = 1, so tokens of one category correlate more
+(a²+b²) than tokens of different categories (a²); highs and lows are draws of the extremes of a
+random walk between open and close. Stablecoins are a bounded moving average around 1 (mean
+reverting, always within ±1 %). Every finer interval is a refinement of the next coarser one it
+divides (1d → 4h → 1h → 30m → 15m → 5m → 1m): a Brownian bridge in log price from the parent's
+open to its close (correlated, fat-tailed steps, volatility from the parent's range) kept
+inside the parent's range, with one child reaching the parent's high and one its low, and the
+parent's volume shared out. Aggregating any finer candles gives the coarser candle exactly
+(open, high, low, close, volume); quote volume is volume × typical price at every interval, so
+it adds up only to within a few percent (an exact VWAP would need every trade). Market-data
+snapshots are daily closes, so they agree with the close of every interval at their instant.
+
 Why it is deterministic by construction: every random number is a pure function of
 (seed, interval, stream name, candle number since `sources.synthetic.start`), computed by a
-counter-based hash (SplitMix64) instead of a stateful generator. A window therefore computes its
-own candles plus a prefix cumulative sum, and the candle at a given open time is identical
-whatever window asked for it, so reruns and overlapping incremental windows are idempotent.
-(Bit-identical on one machine; numpy's vectorised exp/log may differ in the last ulp between
-CPU instruction sets.)
-
-The model, per interval: log return = vol × regime × (a·market + b·category + c·own shock),
-each shock a standardised Student-t with 4 degrees of freedom (fat tails), a²+b²+c² = 1, so
-tokens of one category correlate more (a²+b²) than tokens of different categories (a²).
-Stablecoins are a bounded moving average around 1 (mean reverting, always within ±1 %).
-Each interval has its own series: a daily candle is not the aggregate of the hourly ones.
+counter-based hash (SplitMix64) instead of a stateful generator. A daily window computes its
+own candles plus a prefix cumulative sum; a finer window refines only the parents it needs (in
+aligned blocks), so a year of minutes is never generated to serve an hour, and the candle at a
+given open time is identical whatever window asked for it: reruns and overlapping incremental
+windows are idempotent. (Bit-identical on one machine; numpy's vectorised exp/log may differ in
+the last ulp between CPU instruction sets.)
 """
 
 from __future__ import annotations
@@ -37,7 +48,7 @@ from crypto_analytics.config import Settings, Token
 from crypto_analytics.errors import ConfigError
 from crypto_analytics.ingestion.frames import Dataset, conform, empty_frame
 from crypto_analytics.ingestion.sources.base import Capabilities, FetchResult, RawPayload, Source
-from crypto_analytics.intervals import interval_length
+from crypto_analytics.intervals import INTERVALS, interval_length
 
 log = logging.getLogger(__name__)
 
@@ -191,6 +202,44 @@ def profile_for(token: Token) -> Profile:
 
 # --- candle generation -----------------------------------------------------------------------
 
+#: The coarsest interval: its candles come from the factor model; every other interval's
+#: candles are refinements of the next coarser interval it divides (see `_parent_interval`).
+_ROOT = "1d"
+#: Brownian motion of variance s² over an interval has an expected high-low range of
+#: sqrt(8/π)·s, so a parent's range gives its children's volatility: the daily regime, a
+#: stablecoin's calm and a spike all carry down without a model per interval.
+_RANGE_PER_SIGMA = math.sqrt(8.0 / math.pi)
+#: A child path keeps to this share of the room between its straight line and the parent's
+#: high (low), so the parent's extremes are reached by the one child chosen to carry them.
+_FIT = 0.9
+#: Parents are refined in aligned blocks, so a child is always computed at the same array
+#: position (the same vector code path) whatever window asked for it.
+_REFINE_BLOCK = 64
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def _parent_interval(interval: str) -> str:
+    """The shortest longer interval that `interval` divides evenly: 1m → 5m → 15m → 30m → 1h
+    → 4h → 1d. A day's candles therefore nest exactly, down to the minute."""
+    step = interval_length(interval)
+    parents = [
+        name
+        for name, length in INTERVALS.items()
+        if step < length <= _DAY and length % step == timedelta(0)
+    ]
+    if not parents:
+        raise ConfigError(f"the synthetic source cannot refine {interval!r} from a daily candle")
+    return min(parents, key=interval_length)
+
+
+#: Intervals the synthetic market serves: those that divide a day (so they nest in it).
+SERVED_INTERVALS = frozenset(
+    name for name, length in INTERVALS.items() if _DAY % length == timedelta(0)
+)
+
 
 @dataclass(frozen=True)
 class _Candles:
@@ -205,6 +254,93 @@ class _Candles:
     quote_volume: np.ndarray
 
 
+@dataclass(frozen=True)
+class _ChildDraws:
+    """The random inputs of a refinement, one row per parent candle, one column per child."""
+
+    shocks: np.ndarray  # standardised fat-tailed steps of the child path
+    high: np.ndarray  # uniforms: how far each child's high reaches beyond its body
+    low: np.ndarray  # uniforms: the same for its low
+    volume: np.ndarray  # normals: each child's share of the parent's volume
+
+
+def _bridge_extreme(
+    a: np.ndarray, b: np.ndarray, s: np.ndarray, u: np.ndarray, *, up: bool
+) -> np.ndarray:
+    """A draw of the maximum (up) or minimum of a Brownian bridge from a to b with variance s²
+    over the candle, by inverting P(max ≥ m) = exp(-2 (m - a)(m - b) / s²): candles get the
+    ranges a random walk between their open and close would have."""
+    reach = np.sqrt(((b - a) / 2.0) ** 2 - 0.5 * s**2 * np.log(u))
+    middle = (a + b) / 2.0
+    return middle + reach if up else middle - reach
+
+
+def _shrink(deviation: np.ndarray, room: np.ndarray) -> np.ndarray:
+    """Per row, the factor (≤ 1) that keeps every positive deviation within _FIT of its room."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(deviation > 0.0, _FIT * room / deviation, 1.0)
+    return np.minimum(1.0, ratio.min(axis=1, keepdims=True))
+
+
+def _saturate(reach: np.ndarray, room: np.ndarray) -> np.ndarray:
+    """A wick of `reach`, smoothly bent to stay below `room` (≈ reach when the room is ample)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        bent = -room * np.expm1(-reach / room)
+    return np.where(room > 0.0, bent, 0.0)
+
+
+def _refine(parent: _Candles, draws: _ChildDraws) -> tuple[np.ndarray, ...]:
+    """Split each parent candle into k consecutive children that aggregate back to it exactly:
+    the first opens at its open, the last closes at its close, one child reaches its high and
+    one its low (no child beyond them), and their volumes sum to its volume.
+
+    The path through the children is a Brownian bridge in log price from open to close (fat
+    tailed steps, volatility from the parent's range), pulled towards the straight line just
+    enough to stay inside the parent's range; each child's wicks are Brownian-bridge extremes
+    bent to stay inside it too, and the child reaching furthest carries the parent's extreme.
+    """
+    n, k = draws.shocks.shape
+    o, h, lo, c = (x[:, None] for x in (parent.open, parent.high, parent.low, parent.close))
+    log_o, log_h, log_l, log_c = np.log(o), np.log(h), np.log(lo), np.log(c)
+    sigma = (log_h - log_l) / (_RANGE_PER_SIGMA * math.sqrt(k))
+    walk = np.zeros((n, k + 1))
+    walk[:, 1:] = np.cumsum(sigma * draws.shocks, axis=1)
+    fraction = np.arange(k + 1) / k
+    deviation = walk - fraction * walk[:, -1:]
+    line = log_o + fraction * (log_c - log_o)
+    up = _shrink(deviation, np.maximum(log_h - line, 0.0))
+    down = _shrink(-deviation, np.maximum(line - log_l, 0.0))
+    x = line + up * np.maximum(deviation, 0.0) + down * np.minimum(deviation, 0.0)
+
+    a, b = x[:, :-1], x[:, 1:]
+    top, bottom = np.maximum(a, b), np.minimum(a, b)
+    reach_up = np.maximum(_bridge_extreme(a, b, sigma, draws.high, up=True) - top, 0.0)
+    reach_down = np.maximum(bottom - _bridge_extreme(a, b, sigma, draws.low, up=False), 0.0)
+    log_high = top + _saturate(reach_up, np.maximum(log_h - top, 0.0))
+    log_low = bottom - _saturate(reach_down, np.maximum(bottom - log_l, 0.0))
+
+    path = np.clip(np.exp(x), lo, h)
+    path[:, 0], path[:, -1] = parent.open, parent.close
+    opens, closes = path[:, :-1], path[:, 1:]
+    highs = np.clip(np.exp(log_high), np.maximum(opens, closes), h)
+    lows = np.clip(np.exp(log_low), lo, np.minimum(opens, closes))
+    rows = np.arange(n)
+    highs[rows, np.argmax(top + reach_up, axis=1)] = parent.high
+    lows[rows, np.argmin(bottom - reach_down, axis=1)] = parent.low
+
+    safe_sigma = np.where(sigma > 0.0, sigma, 1.0)
+    activity = np.exp(0.45 * draws.volume) * (
+        0.5 + 0.6 * np.minimum(np.abs(b - a) / safe_sigma, 6.0)
+    )
+    shares = activity / activity.sum(axis=1, keepdims=True)
+    volumes = parent.volume[:, None] * shares
+    # like the daily candle's: volume at the typical price (see the module docstring)
+    quotes = volumes * (highs + lows + closes) / 3.0
+    return tuple(
+        np.ascontiguousarray(v).ravel() for v in (opens, highs, lows, closes, volumes, quotes)
+    )
+
+
 class _Generator:
     """Pure functions of (seed, token, interval, candle number); no state between calls."""
 
@@ -212,56 +348,77 @@ class _Generator:
         self.seed = seed
         self.origin = origin
 
+    def _uniforms(self, interval: str, stream: str, first: int, count: int) -> np.ndarray:
+        return _uniforms(_stream_key(self.seed, interval, stream), first, count)
+
     def _shocks(self, interval: str, stream: str, first: int, count: int) -> np.ndarray:
-        return _student_t4(_uniforms(_stream_key(self.seed, interval, stream), first, count))
+        return _student_t4(self._uniforms(interval, stream, first, count))
 
     def _normals(self, interval: str, stream: str, first: int, count: int) -> np.ndarray:
-        u1 = _uniforms(_stream_key(self.seed, interval, stream + "/u1"), first, count)
-        u2 = _uniforms(_stream_key(self.seed, interval, stream + "/u2"), first, count)
+        u1 = self._uniforms(interval, stream + "/u1", first, count)
+        u2 = self._uniforms(interval, stream + "/u2", first, count)
         return _normal(u1, u2)
 
-    def log_returns(self, token: Token, interval: str, count: int) -> np.ndarray:
-        """Log returns of candles 0..count-1 (count is a whole number of blocks)."""
+    def _factor_shocks(self, token: Token, interval: str, first: int, count: int) -> np.ndarray:
+        """a·market + b·category + c·own, standardised: tokens move together at every interval."""
+        market_w, category_w = LOADINGS.get(token.category, _DEFAULT_LOADINGS)
+        if token.stablecoin:
+            market_w = category_w = 0.0
+        own_w = math.sqrt(max(0.0, 1.0 - market_w**2 - category_w**2))
+        return (
+            market_w * self._shocks(interval, "market", first, count)
+            + category_w * self._shocks(interval, f"category/{token.category}", first, count)
+            + own_w * self._shocks(interval, f"token/{token.symbol}", first, count)
+        )
+
+    def log_returns(self, token: Token, count: int) -> tuple[np.ndarray, np.ndarray]:
+        """Daily log returns of candles 0..count-1 (count a whole number of blocks) and the
+        volatility each was drawn with."""
         profile = profile_for(token)
         market_w, category_w = LOADINGS.get(token.category, _DEFAULT_LOADINGS)
         own_w = math.sqrt(max(0.0, 1.0 - market_w**2 - category_w**2))
         k = _REGIME_WINDOW
         # market shock of candle n is counter n+k; counters n..n+k-1 set its volatility regime
-        market_all = self._shocks(interval, "market", 0, count + k)
+        market_all = self._shocks(_ROOT, "market", 0, count + k)
         cumulative = np.concatenate(([0.0], np.cumsum(market_all**2)))
         recent = (cumulative[k : k + count] - cumulative[0:count]) / k
         regime = np.sqrt(np.minimum(0.5 + 0.5 * recent, _REGIME_CAP**2))
-        category = self._shocks(interval, f"category/{token.category}", 0, count)
-        own = self._shocks(interval, f"token/{token.symbol}", 0, count)
+        category = self._shocks(_ROOT, f"category/{token.category}", 0, count)
+        own = self._shocks(_ROOT, f"token/{token.symbol}", 0, count)
         shocks = market_w * market_all[k:] + category_w * category + own_w * own
-        sigma = profile.daily_vol * math.sqrt(interval_length(interval) / _DAY) * regime
+        sigma = profile.daily_vol * regime
         # no drift: the median price stays flat, so high-volatility tokens do not decay to dust
-        return sigma * shocks
+        return sigma * shocks, sigma
 
-    def _stable_deviation(self, token: Token, interval: str, count: int) -> np.ndarray:
-        """Pre-tanh deviation from 1 of closes 0..count-1: a moving average of past shocks."""
+    def _stable_deviation(self, token: Token, count: int) -> np.ndarray:
+        """Pre-tanh deviation from 1 of daily closes 0..count-1: a moving average of shocks."""
         lags = len(_STABLE_WEIGHTS) - 1
-        shocks = self._shocks(interval, f"token/{token.symbol}", 0, count + lags)
+        shocks = self._shocks(_ROOT, f"token/{token.symbol}", 0, count + lags)
         smoothed = np.zeros(count)
         for lag, weight in enumerate(_STABLE_WEIGHTS):
             smoothed += weight * shocks[lags - lag : lags - lag + count]
         return _STABLE_SCALE * smoothed
 
-    def candles(self, token: Token, interval: str, n_first: int, n_end: int) -> _Candles:
-        """Candles n_first..n_end-1; computes 0..n_end (rounded up to a block) for the prefix sum."""
+    def _open_times(self, interval: str, n_first: int, n_end: int) -> pd.DatetimeIndex:
+        step = interval_length(interval)
+        return pd.date_range(
+            self.origin + n_first * step, periods=n_end - n_first, freq=step, tz=UTC
+        )
+
+    def _daily(self, token: Token, n_first: int, n_end: int) -> _Candles:
+        """Daily candles n_first..n_end-1 from the factor model; computes 0..n_end (rounded up
+        to a block) for the prefix sum."""
         count = -(-n_end // _BLOCK) * _BLOCK
         profile = profile_for(token)
-        step = interval_length(interval)
-        wick_step = profile.daily_vol * math.sqrt(step / _DAY)
         window = slice(n_first, n_end)
-        high_wick = np.abs(self._normals(interval, f"wick-high/{token.symbol}", 0, count))[window]
-        low_wick = np.abs(self._normals(interval, f"wick-low/{token.symbol}", 0, count))[window]
         if token.stablecoin:
-            closes_x = self._stable_deviation(token, interval, count)
+            high_wick = np.abs(self._normals(_ROOT, f"wick-high/{token.symbol}", 0, count))
+            low_wick = np.abs(self._normals(_ROOT, f"wick-low/{token.symbol}", 0, count))
+            closes_x = self._stable_deviation(token, count)
             opens_x = np.concatenate(([0.0], closes_x[:-1]))[window]
             closes_x = closes_x[window]
-            high_x = np.maximum(opens_x, closes_x) + 0.4 * _STABLE_SCALE * high_wick
-            low_x = np.minimum(opens_x, closes_x) - 0.4 * _STABLE_SCALE * low_wick
+            high_x = np.maximum(opens_x, closes_x) + 0.4 * _STABLE_SCALE * high_wick[window]
+            low_x = np.minimum(opens_x, closes_x) - 0.4 * _STABLE_SCALE * low_wick[window]
 
             def squash(x: np.ndarray) -> np.ndarray:
                 return profile.price * (1.0 + _STABLE_BAND * np.tanh(x / _STABLE_BAND))
@@ -274,29 +431,64 @@ class _Generator:
             )
             move = np.abs(closes_x - opens_x) / _STABLE_SCALE
         else:
-            returns = self.log_returns(token, interval, count)
+            returns, sigma = self.log_returns(token, count)
             log_close = math.log(profile.price) + np.cumsum(returns)
             log_open = np.concatenate(([math.log(profile.price)], log_close[:-1]))
+            u_high = self._uniforms(_ROOT, f"wick-high/{token.symbol}", 0, count)
+            u_low = self._uniforms(_ROOT, f"wick-low/{token.symbol}", 0, count)
+            log_high = _bridge_extreme(log_open, log_close, sigma, u_high, up=True)
+            log_low = _bridge_extreme(log_open, log_close, sigma, u_low, up=False)
             close = np.exp(log_close[window])
             open_ = np.exp(log_open[window])
             if n_first == 0 and n_end > 0:
                 open_[0] = profile.price  # exactly, not exp(log(price))
-            high = np.maximum(open_, close) * np.exp(0.5 * wick_step * high_wick)
-            low = np.minimum(open_, close) * np.exp(-0.5 * wick_step * low_wick)
-            move = np.abs(returns[window]) / max(wick_step, 1e-12)
-        noise = self._normals(interval, f"volume/{token.symbol}", 0, count)[window]
+            high = np.maximum(np.exp(log_high[window]), np.maximum(open_, close))
+            low = np.minimum(np.exp(log_low[window]), np.minimum(open_, close))
+            move = np.abs(returns[window]) / max(profile.daily_vol, 1e-12)
+        noise = self._normals(_ROOT, f"volume/{token.symbol}", 0, count)[window]
         usd_volume = (
             profile.daily_usd_volume
-            * (step / _DAY)
             * np.exp(0.45 * noise - 0.1)
             * (0.5 + 0.6 * np.minimum(move, 6.0))
         )
         typical = (high + low + close) / 3.0
         volume = usd_volume / typical
-        open_time = pd.date_range(
-            self.origin + n_first * step, periods=n_end - n_first, freq=step, tz=UTC
-        )
+        open_time = self._open_times(_ROOT, n_first, n_end)
         return _Candles(open_time, open_, high, low, close, volume, volume * typical)
+
+    def _child_draws(
+        self, token: Token, interval: str, first: int, shape: tuple[int, int]
+    ) -> _ChildDraws:
+        count = shape[0] * shape[1]
+
+        def draw(values: np.ndarray) -> np.ndarray:
+            return values.reshape(shape)
+
+        return _ChildDraws(
+            shocks=draw(self._factor_shocks(token, interval, first, count)),
+            high=draw(self._uniforms(interval, f"wick-high/{token.symbol}", first, count)),
+            low=draw(self._uniforms(interval, f"wick-low/{token.symbol}", first, count)),
+            volume=draw(self._normals(interval, f"volume/{token.symbol}", first, count)),
+        )
+
+    def candles(self, token: Token, interval: str, n_first: int, n_end: int) -> _Candles:
+        """Candles n_first..n_end-1 of `interval`: daily ones from the model, finer ones by
+        refining their parents (in aligned blocks), so every interval is one price path."""
+        n_end = max(n_first, n_end)
+        if interval == _ROOT:
+            return self._daily(token, n_first, n_end)
+        parent_interval = _parent_interval(interval)
+        k = interval_length(parent_interval) // interval_length(interval)
+        block = _REFINE_BLOCK
+        p_first = n_first // k // block * block
+        p_end = _ceil_div(_ceil_div(n_end, k), block) * block
+        parent = self.candles(token, parent_interval, p_first, p_end)
+        draws = self._child_draws(token, interval, p_first * k, (p_end - p_first, k))
+        columns = _refine(parent, draws)
+        window = slice(n_first - p_first * k, n_end - p_first * k)
+        open_, high, low, close, volume, quote = (v[window] for v in columns)
+        open_time = self._open_times(interval, n_first, n_end)
+        return _Candles(open_time, open_, high, low, close, volume, quote)
 
 
 # --- the source ------------------------------------------------------------------------------
@@ -363,7 +555,9 @@ class SyntheticSource(Source):
 
     name = "synthetic"
     capabilities = Capabilities(
-        datasets=frozenset({Dataset.OHLCV, Dataset.MARKET, Dataset.ORDERBOOK}), token_key=None
+        datasets=frozenset({Dataset.OHLCV, Dataset.MARKET, Dataset.ORDERBOOK}),
+        token_key=None,
+        intervals=SERVED_INTERVALS,
     )
 
     def __init__(self, settings: Settings, *, clock: Callable[[], datetime] | None = None) -> None:
@@ -476,8 +670,9 @@ class SyntheticSource(Source):
     def fetch_orderbook(
         self, token: Token, depth: int, *, at: datetime | None = None
     ) -> FetchResult:
-        """Top `depth` levels a side at `at` (default now) floored to the minute, around a mid
-        interpolated inside that hour's candle, with a positive, token-typical spread."""
+        """Top `depth` levels a side at `at` (default now) floored to the minute, around the
+        market's price at that instant (the open of that minute's candle), with a positive,
+        token-typical spread."""
         if depth <= 0:
             raise ConfigError(f"order book depth must be positive, got {depth}")
         when = _utc(at, "at") if at is not None else self._clock()
@@ -487,11 +682,8 @@ class SyntheticSource(Source):
                 f"order book at {ts.isoformat()} is before sources.synthetic.start "
                 f"{self.origin.date()}"
             )
-        hour = interval_length("1h")
-        n_hour = (ts - self.origin) // hour
-        candle = self._generator.candles(token, "1h", n_hour, n_hour + 1)
         minute = (ts - self.origin) // _MINUTE
-        fraction = ((ts - self.origin) % hour) / hour
+        candle = self._generator.candles(token, "1m", minute, minute + 1)
         seed = self.settings.sources.synthetic.seed
         # one stream per minute: level i of a snapshot never reuses another minute's draws
         stream = f"book/{token.symbol}/{minute}"
@@ -500,7 +692,7 @@ class SyntheticSource(Source):
             _uniforms(_stream_key(seed, "1m", stream + "/u2"), 0, 2 * depth + 1),
         )
         profile = profile_for(token)
-        target_mid = float(candle.open[0] * (candle.close[0] / candle.open[0]) ** fraction)
+        target_mid = float(candle.open[0])
         relative_spread = profile.spread_bps * 1e-4 * (1.0 + 0.5 * abs(noise[0]))
         best_bid = target_mid * (1.0 - relative_spread / 2.0)
         best_ask = target_mid * (1.0 + relative_spread / 2.0)
