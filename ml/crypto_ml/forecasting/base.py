@@ -22,8 +22,13 @@ Origins = Mapping[str, pd.DatetimeIndex]
 
 
 class FittedModel(Protocol):
-    family: str
-    symbols: list[str]
+    @property
+    def family(self) -> str: ...
+
+    @property
+    def symbols(self) -> list[str]:
+        """The tokens it can forecast."""
+        ...
 
     def forecast(self, panel: Panel, origins: Origins, horizons: Sequence[int]) -> pd.DataFrame:
         """Forecast frame (crypto_ml.forecasting.forecasts.FORECAST_COLUMNS)."""
@@ -37,9 +42,13 @@ class FitResult:
 
 
 class ModelFamily(Protocol):
-    name: str
-    #: True when each token is fitted on its own (Airflow maps these over groups of tokens).
-    per_symbol: bool
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def per_symbol(self) -> bool:
+        """True when each token is fitted on its own (Airflow maps these over groups of tokens)."""
+        ...
 
     def fit(self, panel: Panel, cutoff: pd.Timestamp, symbols: Sequence[str]) -> FitResult: ...
 

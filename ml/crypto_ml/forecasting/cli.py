@@ -144,11 +144,12 @@ def predict(symbol: SymbolOpt = None, as_of: AsOfOpt = None) -> None:
 
     try:
         with tqdm(desc="loading models", unit="model") as bar:
-            summary = refresh(
-                as_of=_as_of(as_of),
-                symbols=symbol,
-                progress=lambda family: (bar.set_postfix_str(family), bar.update()),
-            )
+
+            def loaded(family: str) -> None:
+                bar.set_postfix_str(family)
+                bar.update()
+
+            summary = refresh(as_of=_as_of(as_of), symbols=symbol, progress=loaded)
     except CryptoAnalyticsError as exc:
         raise _fail(str(exc)) from exc
     typer.echo(

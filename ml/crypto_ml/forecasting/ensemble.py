@@ -83,14 +83,15 @@ def fit_ensemble(
     points = points.merge(truth, on=KEY, how="left")
     radii: dict[tuple[int, int], float | None] = {}
     counts: dict[int, int] = {}
-    for h, rows in points.groupby("horizon"):
+    for _, rows in points.groupby("horizon"):
+        h = int(rows["horizon"].iloc[0])
         scores = normalised_scores(
             rows["y"].to_numpy(), rows["point"].to_numpy(), rows["sigma"].to_numpy(),
             rows["horizon"].to_numpy(),
         )  # fmt: skip
-        counts[int(h)] = int(np.isfinite(scores).sum())
+        counts[h] = int(np.isfinite(scores).sum())
         for coverage in INTERVALS:
-            radii[(int(h), coverage)] = conformal_radius(scores, coverage / 100)
+            radii[(h, coverage)] = conformal_radius(scores, coverage / 100)
     return EnsembleState(sorted(members), weights, radii, counts)
 
 

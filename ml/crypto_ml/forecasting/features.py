@@ -47,5 +47,5 @@ def token_features(token: TokenSeries, periods_per_year: int) -> pd.DataFrame:
         out[f"close_vs_sma_{window}"] = close / frame[f"sma_{window}"] - 1
     out["drawdown"] = frame["drawdown"]
     out["log_market_cap"] = np.log(frame["market_cap"])
-    out["day_of_week"] = frame.index.day_of_week.astype(float)
+    out["day_of_week"] = pd.DatetimeIndex(frame.index).day_of_week.astype(float)
     return out.replace([np.inf, -np.inf], np.nan).loc[:, FEATURE_NAMES]

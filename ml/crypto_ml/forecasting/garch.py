@@ -107,9 +107,9 @@ class GarchModel:
             fixed = arch_model(returns, mean="Constant", vol="GARCH", p=1, q=1, rescale=False).fix(
                 pd.Series(self.params[symbol])
             )
-            variance = fixed.forecast(horizon=longest, start=present.min(), reindex=False).variance
-            variance = variance.reindex(present).to_numpy() / PERCENT**2
-            cumulative = np.cumsum(variance, axis=1)
+            forecast = fixed.forecast(horizon=longest, start=present.min(), reindex=False)
+            daily = forecast.variance.reindex(present).to_numpy() / PERCENT**2
+            cumulative = np.cumsum(daily, axis=1)
             for h in horizons:
                 frames.append(_frame(symbol, present, h, cumulative[:, h - 1]))
         return _concat(frames)
@@ -159,7 +159,7 @@ class GarchFamily:
                     ).log()
                 )  # fmt: skip
             else:
-                params[symbol] = {k: float(v) for k, v in result.params.items()}
+                params[symbol] = {str(k): float(v) for k, v in result.params.items()}
         return GarchModel(sorted(params), params, self.history_days), skips
 
 
@@ -190,9 +190,10 @@ class RollingVolatility:
 def realised_variance(panel: Panel, forecasts: pd.DataFrame) -> np.ndarray:
     """Sum of squared daily log returns over (origin, origin + h]; NaN unless all h exist."""
     out = np.full(len(forecasts), np.nan)
-    for (symbol, h), rows in forecasts.groupby(["symbol", "horizon"]):
-        squared = panel[str(symbol)].frame["log_return"] ** 2
+    for _, rows in forecasts.groupby(["symbol", "horizon"]):
+        symbol, h = str(rows["symbol"].iloc[0]), int(rows["horizon"].iloc[0])
+        squared = panel[symbol].frame["log_return"] ** 2
         # forward window: the sum over the next h days, needing all h
-        ahead = squared[::-1].rolling(int(h), min_periods=int(h)).sum()[::-1].shift(-1)
+        ahead = squared[::-1].rolling(h, min_periods=h).sum()[::-1].shift(-1)
         out[rows.index.to_numpy()] = ahead.reindex(rows["origin"]).to_numpy()
     return out

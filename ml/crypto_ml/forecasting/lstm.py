@@ -186,7 +186,7 @@ class LstmFamily:
             dates = token.frame.index[ends]
             # every n-th day counted back from the cut-off, so a fit's samples do not depend on
             # where the token's history starts
-            on_stride = ((cutoff - dates).days % self.sample_stride_days) == 0
+            on_stride = ((cutoff - pd.DatetimeIndex(dates)).days % self.sample_stride_days) == 0
             keep = (
                 token.frame["observed"].to_numpy()[ends]
                 & (dates >= first_origin)

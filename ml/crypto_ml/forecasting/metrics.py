@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 
 from crypto_ml.forecasting.forecasts import INTERVALS, QUANTILE_LEVELS
 
@@ -120,7 +121,7 @@ def evaluate_forecasts(scored: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([per_fold, pooled], ignore_index=True).loc[:, [*GROUP, *PRICE_METRICS]]
 
 
-def qlike(realised: np.ndarray, forecast: np.ndarray) -> np.ndarray:
+def qlike(realised: ArrayLike, forecast: ArrayLike) -> np.ndarray:
     """RV/F - ln(RV/F) - 1; NaN unless both are positive."""
     realised, forecast = np.asarray(realised, float), np.asarray(forecast, float)
     ok = (realised > 0) & (forecast > 0)

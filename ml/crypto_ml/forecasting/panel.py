@@ -56,7 +56,7 @@ class TokenSeries:
         return self.frame.index[-1]
 
     def observed_days(self) -> pd.DatetimeIndex:
-        return self.frame.index[self.frame["observed"].to_numpy()]
+        return pd.DatetimeIndex(self.frame.index[self.frame["observed"].to_numpy()])
 
     def observed_count(self, until: pd.Timestamp | None = None) -> int:
         observed = self.frame["observed"]

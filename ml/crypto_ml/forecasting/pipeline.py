@@ -399,9 +399,9 @@ def build_evaluation(
     volatility = pd.concat(vol_frames, ignore_index=True) if vol_frames else pd.DataFrame()
     if not volatility.empty:
         metrics = pd.concat([metrics, evaluate_volatility(volatility)], ignore_index=True)
-    for run in volatility_runs:
-        skips.extend(run.skips)
-        _add_timing(timings, VOLATILITY, run.timing)
+    for vol_run in volatility_runs:
+        skips.extend(vol_run.skips)
+        _add_timing(timings, VOLATILITY, vol_run.timing)
     fitted[VOLATILITY] = merge_fitted([r.final for r in volatility_runs])
     for skip in skips:
         log.info("%s skips %s: %s", skip.model, skip.symbol, skip.reason)

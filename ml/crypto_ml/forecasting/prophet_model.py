@@ -73,7 +73,7 @@ class ProphetModel:
             for target in targets:
                 dates = dates.union(target)
             np.random.seed(self.seed)  # Prophet samples its intervals with numpy's global RNG
-            predicted = model.predict(pd.DataFrame({"ds": dates})).set_index("ds")  # type: ignore[attr-defined]
+            predicted = model.predict(pd.DataFrame({"ds": dates})).set_index("ds")
             yhat = predicted["yhat"]
             base = panel[symbol].frame["log_close"].reindex(days).to_numpy()
             for horizon, target in zip(horizons, targets, strict=True):

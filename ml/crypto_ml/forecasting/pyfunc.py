@@ -16,10 +16,11 @@ import pickle
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import mlflow
 import numpy as np
 import pandas as pd
+from mlflow.pyfunc import PythonModel, PythonModelContext
 
+from crypto_ml.errors import InvalidInput
 from crypto_ml.forecasting.base import FittedModel, last_origins
 from crypto_ml.forecasting.ensemble import EnsembleState, ensemble_forecasts
 from crypto_ml.forecasting.forecasts import INTERVALS
@@ -67,45 +68,49 @@ def save_bundle(bundle: Bundle, path: str) -> str:
     return path
 
 
-def _load_bundle(context: mlflow.pyfunc.PythonModelContext) -> Bundle:
+def _load_bundle(context: PythonModelContext) -> Bundle:
     with open(context.artifacts["fitted"], "rb") as handle:
         bundle: Bundle = pickle.load(handle)  # our own artifact, written by save_bundle
     return bundle
 
 
-class PriceForecaster(mlflow.pyfunc.PythonModel):
+class PriceForecaster(PythonModel):
     """A price family: gold feature rows in, forecasts from each token's newest close out."""
 
-    def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
+    def load_context(self, context: PythonModelContext) -> None:
         self.bundle = _load_bundle(context)
 
     def forecast_panel(self, panel: Panel, symbols: Sequence[str] | None = None) -> pd.DataFrame:
         """Log-price forecasts (forecasts.FORECAST_COLUMNS) from each token's newest close."""
         fitted = self.bundle.fitted
-        wanted = [s for s in (symbols or fitted.symbols) if s in fitted.symbols]  # type: ignore[union-attr]
-        return fitted.forecast(panel, last_origins(panel, wanted), self.bundle.horizons)  # type: ignore[union-attr]
+        if isinstance(fitted, EnsembleState | GarchModel):
+            raise InvalidInput("this artifact holds no price family")
+        wanted = [s for s in (symbols or fitted.symbols) if s in fitted.symbols]
+        return fitted.forecast(panel, last_origins(panel, wanted), self.bundle.horizons)
 
     def predict(
         self,
-        context: mlflow.pyfunc.PythonModelContext,
+        context: PythonModelContext,
         model_input: pd.DataFrame,
         params: dict | None = None,
     ) -> pd.DataFrame:
         return to_prices(self.forecast_panel(Panel.from_features(model_input)))
 
 
-class EnsembleForecaster(mlflow.pyfunc.PythonModel):
+class EnsembleForecaster(PythonModel):
     """The ensemble: member forecasts (log prices, with `model` and `sigma`) in, prices out."""
 
-    def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
+    def load_context(self, context: PythonModelContext) -> None:
         self.bundle = _load_bundle(context)
 
     def combine(self, members: pd.DataFrame) -> pd.DataFrame:
-        return ensemble_forecasts(self.bundle.fitted, members)  # type: ignore[arg-type]
+        if not isinstance(self.bundle.fitted, EnsembleState):
+            raise InvalidInput("this artifact holds no ensemble")
+        return ensemble_forecasts(self.bundle.fitted, members)
 
     def predict(
         self,
-        context: mlflow.pyfunc.PythonModelContext,
+        context: PythonModelContext,
         model_input: pd.DataFrame,
         params: dict | None = None,
     ) -> pd.DataFrame:
@@ -115,21 +120,23 @@ class EnsembleForecaster(mlflow.pyfunc.PythonModel):
         return to_prices(self.combine(frame))
 
 
-class VolatilityForecaster(mlflow.pyfunc.PythonModel):
+class VolatilityForecaster(PythonModel):
     """GARCH(1,1) per token: gold feature rows in, volatility forecasts out."""
 
-    def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
+    def load_context(self, context: PythonModelContext) -> None:
         self.bundle = _load_bundle(context)
 
     def forecast_panel(self, panel: Panel, periods_per_year: int) -> pd.DataFrame:
         fitted = self.bundle.fitted
-        origins = last_origins(panel, fitted.symbols)  # type: ignore[union-attr]
-        raw = fitted.forecast(panel, origins, self.bundle.horizons)  # type: ignore[union-attr]
+        if not isinstance(fitted, GarchModel):
+            raise InvalidInput("this artifact holds no volatility model")
+        origins = last_origins(panel, fitted.symbols)
+        raw = fitted.forecast(panel, origins, self.bundle.horizons)
         return volatility_output(raw, periods_per_year)
 
     def predict(
         self,
-        context: mlflow.pyfunc.PythonModelContext,
+        context: PythonModelContext,
         model_input: pd.DataFrame,
         params: dict | None = None,
     ) -> pd.DataFrame:

@@ -77,10 +77,11 @@ def horizon_metrics(evaluation: pd.DataFrame, family: str) -> dict[str, float]:
         "mase", "mape", "directional_accuracy", "coverage_80", "coverage_95", "width_80",
         "width_95", "interval_score_80", "interval_score_95", "pinball", "qlike",
     ]  # fmt: skip
-    for horizon, group in rows.groupby("horizon_days"):
+    for _, group in rows.groupby("horizon_days"):
+        horizon = int(group["horizon_days"].iloc[0])
         for column in columns:
             if column in group and group[column].notna().any():
-                out[f"{column}_h{int(horizon)}"] = float(group[column].mean())
+                out[f"{column}_h{horizon}"] = float(group[column].mean())
     return out
 
 
@@ -199,11 +200,13 @@ def log_family_run(
     """Log one family's training as a run; `native(run)` adds flavour-specific models."""
     from mlflow.models import infer_signature
 
-    python_model = {
-        "price": PriceForecaster,
-        "ensemble": EnsembleForecaster,
-        "volatility": VolatilityForecaster,
-    }[kind]()
+    python_model: PriceForecaster | EnsembleForecaster | VolatilityForecaster
+    if kind == "ensemble":
+        python_model = EnsembleForecaster()
+    elif kind == "volatility":
+        python_model = VolatilityForecaster()
+    else:
+        python_model = PriceForecaster()
     # MLflow hints about integer columns (ours never hold missing values) and about pickling our
     # own object; torch.export (the pytorch flavour) warns about LSTM weights: all expected.
     logging.getLogger("mlflow.pyfunc").setLevel(logging.ERROR)
