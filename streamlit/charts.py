@@ -436,7 +436,7 @@ STRATEGY_MARKERS = {
 def frontier_chart(
     cloud: pd.DataFrame, frontier: pd.DataFrame, portfolios: pd.DataFrame
 ) -> go.Figure:
-    """Random portfolios coloured by Sharpe, the efficient frontier over them, and the
+    """Random portfolios coloured by Sharpe, the efficient frontier beside them, and the
     strategies' portfolios marked (`portfolios`: strategy, expected_return, volatility, sharpe).
     Returns and volatilities are annualised fractions, shown in percent."""
     figure = go.Figure()

@@ -81,7 +81,12 @@ with notices.section():
         width="stretch",
         key="main_chart",
     )  # fmt: skip
-    st.caption("Random long-only portfolios (a sample, coloured by Sharpe) under the efficient frontier of the same constraints; returns and volatility annualised with 365 days. The cloud illustrates: its best Sharpe is always below the optimiser's.")  # fmt: skip
+    st.caption(
+        "Random long-only portfolios (a sample, coloured by Sharpe) beside the efficient frontier; "
+        "returns and volatility annualised with 365 days. The frontier and the strategies obey the "
+        "bounds and caps of config portfolio.*; the random portfolios do not (they only illustrate "
+        "the trade-off), so some can sit beyond the frontier."
+    )
     strategy_table(weights)
     fallbacks = (
         weights.loc[weights["is_fallback"].fillna(False).astype(bool), "note"].dropna().unique()
