@@ -3,7 +3,9 @@
 Why `st.navigation` with one file per page: each page is a plain script Streamlit runs on its
 own (and AppTest can switch to), the menu and URLs (/live, /technical, ...) are declared here
 once, and what every page shares (page config, the sidebar's data age and cache controls) is
-written once. The page list itself is crypto_analytics.contract.DASHBOARD_PAGES, which the browser
+written once. The pages live in `app_pages/`, not `pages/`: Streamlit reads a
+`pages/` folder as an old-style multipage app and shows its file names in the menu. The page list
+itself is crypto_analytics.contract.DASHBOARD_PAGES, which the browser
 checks and the benchmark visit too. Pages read gold through `queries` only and draw with
 `charts` only.
 """
@@ -31,14 +33,14 @@ st.set_page_config(
 )
 
 ICONS = {
-    "pages/live_prices.py": ":material/candlestick_chart:",
-    "pages/technical_analysis.py": ":material/query_stats:",
-    "pages/correlation.py": ":material/hub:",
-    "pages/categories.py": ":material/category:",
-    "pages/portfolio.py": ":material/pie_chart:",
-    "pages/predictions.py": ":material/online_prediction:",
-    "pages/alerts.py": ":material/notifications:",
-    "pages/data_health.py": ":material/health_and_safety:",
+    "app_pages/live_prices.py": ":material/candlestick_chart:",
+    "app_pages/technical_analysis.py": ":material/query_stats:",
+    "app_pages/correlation.py": ":material/hub:",
+    "app_pages/categories.py": ":material/category:",
+    "app_pages/portfolio.py": ":material/pie_chart:",
+    "app_pages/predictions.py": ":material/online_prediction:",
+    "app_pages/alerts.py": ":material/notifications:",
+    "app_pages/data_health.py": ":material/health_and_safety:",
 }
 
 PAGES: dict[str, list[StreamlitPage]] = {}

@@ -266,12 +266,30 @@ def _classical_mds(distance: np.ndarray) -> np.ndarray:
     return vectors[:, top] * np.sqrt(np.clip(values[top], 0, None))
 
 
+def _network_layout(
+    distance: np.ndarray, edges: set[tuple[int, int]], rho: np.ndarray
+) -> np.ndarray:
+    """Positions for the drawn graph: networkx's force-directed layout (edges pull by |ρ|),
+    started from the classical scaling so it is deterministic and keeps the market's shape."""
+    import networkx as nx
+
+    start = _classical_mds(distance)
+    graph = nx.Graph()
+    graph.add_nodes_from(range(len(distance)))
+    graph.add_weighted_edges_from((i, j, abs(float(rho[i, j]))) for i, j in edges)
+    positions = nx.spring_layout(
+        graph, pos={i: tuple(start[i]) for i in graph.nodes}, weight="weight", seed=7, iterations=80
+    )
+    return np.array([positions[i] for i in range(len(distance))])
+
+
 def correlation_network_chart(
     matrix: pd.DataFrame, nodes: pd.DataFrame, threshold: float
 ) -> go.Figure:
     """Tokens as nodes, an edge where |ρ| >= threshold, plus the minimum spanning tree of the
     correlation distance sqrt(2 (1 - ρ)) so every token stays tied to its nearest neighbours
-    (Mantegna's market tree). Positions: classical multidimensional scaling of that distance.
+    (Mantegna's market tree). Positions: a force-directed layout of the drawn edges started from
+    the classical multidimensional scaling of that distance.
     A pair without a measured correlation counts as uncorrelated (distance sqrt(2))."""
     square = matrix.pivot(index="symbol_a", columns="symbol_b", values="correlation")
     symbols = sorted(set(square.index) | set(square.columns))
@@ -279,7 +297,6 @@ def correlation_network_chart(
     rho = np.where(np.isnan(rho), 0.0, rho)
     np.fill_diagonal(rho, 1.0)
     distance = np.sqrt(np.clip(2.0 * (1.0 - rho), 0.0, None))
-    positions = _classical_mds(distance) if len(symbols) > 2 else np.zeros((len(symbols), 2))
     tree = {tuple(sorted(edge)) for edge in _market_tree(distance)}
     strong = {
         (i, j)
@@ -287,6 +304,11 @@ def correlation_network_chart(
         for j in range(i + 1, len(symbols))
         if abs(rho[i, j]) >= threshold
     }
+    positions = (
+        _network_layout(distance, tree | strong, rho)
+        if len(symbols) > 2
+        else np.zeros((len(symbols), 2))
+    )
     figure = go.Figure()
     for edges, colour, width, name in (
         (tree - strong, "rgba(120,144,156,0.6)", 1.0, "market tree"),
@@ -401,13 +423,14 @@ def market_cap_treemap(tokens: pd.DataFrame, label: str) -> go.Figure:
 
 
 def freshness_chart(freshness: pd.DataFrame, late_hours: float, stale_hours: float) -> go.Figure:
-    """How overdue each feed is (hours beyond one candle interval), coloured by status."""
+    """How overdue each feed is (hours beyond one candle interval; negative while its next
+    candle is not due), coloured by status, with the late and stale thresholds."""
     data = freshness.assign(
         feed=freshness["source_api"] + " · " + freshness["dataset"] + " · " + freshness["interval"]
     )
     figure = go.Figure(
         go.Bar(
-            x=data["overdue_hours"].clip(lower=0),
+            x=data["overdue_hours"],
             y=data["feed"],
             orientation="h",
             marker_color=[STATUS_COLOURS.get(s, NEUTRAL) for s in data["freshness_status"]],
@@ -420,7 +443,9 @@ def freshness_chart(freshness: pd.DataFrame, late_hours: float, stale_hours: flo
         figure.add_vline(
             x=hours, line={"dash": "dash", "color": STATUS_COLOURS[name]}, annotation_text=name
         )
-    figure.update_xaxes(title_text="hours overdue (beyond one candle interval)", rangemode="tozero")
+    figure.update_xaxes(
+        title_text="hours overdue beyond one candle interval (negative: not due yet)"
+    )
     figure.update_layout(hovermode="closest")
     return _layout(figure, 120 + 32 * len(data))
 

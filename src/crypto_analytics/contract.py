@@ -108,12 +108,12 @@ DASHBOARD_READER_ROLE: Final = "dashboard_reader"
 #: builds its menu from this, and the browser checks and `make bench` visit the same URLs. The
 #: first page is the default, served at "/" (Streamlit ignores a default page's URL path).
 DASHBOARD_PAGES: Final[tuple[tuple[str, str, str, str], ...]] = (
-    ("Markets", "", "Live prices", "pages/live_prices.py"),
-    ("Markets", "technical", "Technical analysis", "pages/technical_analysis.py"),
-    ("Markets", "correlation", "Correlation", "pages/correlation.py"),
-    ("Markets", "categories", "Categories", "pages/categories.py"),
-    ("Models", "portfolio", "Portfolio optimiser", "pages/portfolio.py"),
-    ("Models", "predictions", "Price predictions", "pages/predictions.py"),
-    ("Operations", "alerts", "Alerts", "pages/alerts.py"),
-    ("Operations", "health", "Data health", "pages/data_health.py"),
+    ("Markets", "", "Live prices", "app_pages/live_prices.py"),
+    ("Markets", "technical", "Technical analysis", "app_pages/technical_analysis.py"),
+    ("Markets", "correlation", "Correlation", "app_pages/correlation.py"),
+    ("Markets", "categories", "Categories", "app_pages/categories.py"),
+    ("Models", "portfolio", "Portfolio optimiser", "app_pages/portfolio.py"),
+    ("Models", "predictions", "Price predictions", "app_pages/predictions.py"),
+    ("Operations", "alerts", "Alerts", "app_pages/alerts.py"),
+    ("Operations", "health", "Data health", "app_pages/data_health.py"),
 )

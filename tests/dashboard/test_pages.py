@@ -24,12 +24,12 @@ SCRIPTS = [script for _, _, _, script in DASHBOARD_PAGES]
 TITLES = {script: title for _, _, title, script in DASHBOARD_PAGES}
 #: Pages whose data the demo always builds.
 DEMO_CHARTED = [
-    "pages/live_prices.py",
-    "pages/technical_analysis.py",
-    "pages/correlation.py",
-    "pages/categories.py",
-    "pages/portfolio.py",
-    "pages/data_health.py",
+    "app_pages/live_prices.py",
+    "app_pages/technical_analysis.py",
+    "app_pages/correlation.py",
+    "app_pages/categories.py",
+    "app_pages/portfolio.py",
+    "app_pages/data_health.py",
 ]
 
 
@@ -75,7 +75,7 @@ def test_page_draws_its_main_chart_on_the_demo(script: str, on_demo: str) -> Non
 
 
 def test_live_prices_shows_tickers_holdings_and_candles(on_demo: str) -> None:
-    app = open_page("pages/live_prices.py")
+    app = open_page("app_pages/live_prices.py")
     labels = [m.label for m in app.metric]
     assert labels[:5] == ["BTC", "ETH", "SOL", "BNB", "XRP"]
     assert "Portfolio value" in labels
@@ -88,7 +88,7 @@ def test_live_prices_shows_tickers_holdings_and_candles(on_demo: str) -> None:
 
 
 def test_live_prices_switches_interval_and_token(on_demo: str) -> None:
-    app = open_page("pages/live_prices.py")
+    app = open_page("app_pages/live_prices.py")
     app.segmented_control(key="live_interval").set_value("1d").run()
     assert not app.exception
     app.selectbox[0].set_value("ETH").run()
@@ -97,7 +97,7 @@ def test_live_prices_switches_interval_and_token(on_demo: str) -> None:
 
 
 def test_technical_analysis_lists_the_pipelines_levels(on_demo: str) -> None:
-    app = open_page("pages/technical_analysis.py")
+    app = open_page("app_pages/technical_analysis.py")
     levels = app.dataframe[0].value
     assert set(levels["kind"]) <= {"support", "resistance"} and len(levels) > 0
     with psycopg.connect(on_demo) as conn:
@@ -111,7 +111,7 @@ def test_technical_analysis_lists_the_pipelines_levels(on_demo: str) -> None:
 
 
 def test_correlation_windows_and_rolling_view(on_demo: str) -> None:
-    app = open_page("pages/correlation.py")
+    app = open_page("app_pages/correlation.py")
     assert {"main_chart", "network_chart", "rolling_chart"} <= set(chart_keys(app))
     app.segmented_control(key="correlation_window").set_value(30).run()
     assert not app.exception and "main_chart" in chart_keys(app)
@@ -120,7 +120,7 @@ def test_correlation_windows_and_rolling_view(on_demo: str) -> None:
 
 
 def test_portfolio_recomputes_on_the_spot(on_demo: str) -> None:
-    app = open_page("pages/portfolio.py")
+    app = open_page("app_pages/portfolio.py")
     assert {"main_chart", "weights_chart", "equity_chart"} <= set(chart_keys(app))
     app.multiselect[0].set_value(["BTC", "ETH", "SOL", "LINK"])
     app.number_input[1].set_value(0.5)
@@ -130,7 +130,7 @@ def test_portfolio_recomputes_on_the_spot(on_demo: str) -> None:
 
 
 def test_portfolio_refuses_a_set_too_large_with_the_limit(on_demo: str) -> None:
-    app = open_page("pages/portfolio.py")
+    app = open_page("app_pages/portfolio.py")
     app.multiselect[0].set_value(["BTC"])
     app.button[0].click().run()
     assert not app.exception
@@ -140,7 +140,7 @@ def test_portfolio_refuses_a_set_too_large_with_the_limit(on_demo: str) -> None:
 def test_predictions_chart_the_forecasts_or_say_what_fills_them(on_demo: str) -> None:
     """The demo trains and predicts when the forecasting package is there; either way the page
     shows what gold holds."""
-    app = open_page("pages/predictions.py")
+    app = open_page("app_pages/predictions.py")
     assert not app.exception, texts(app.exception)
     if has_rows(on_demo, "gold.price_predictions"):
         assert "main_chart" in chart_keys(app)
@@ -155,7 +155,7 @@ def test_predictions_chart_the_forecasts_or_say_what_fills_them(on_demo: str) ->
 
 
 def test_alerts_chart_the_history_or_say_what_fills_it(on_demo: str) -> None:
-    app = open_page("pages/alerts.py")
+    app = open_page("app_pages/alerts.py")
     assert not app.exception, texts(app.exception)
     assert "Active rules" in [h.value for h in app.subheader]
     rules = app.dataframe[-1].value
@@ -168,7 +168,7 @@ def test_alerts_chart_the_history_or_say_what_fills_it(on_demo: str) -> None:
 
 
 def test_data_health_counts_freshness_and_dbt_tests(on_demo: str) -> None:
-    app = open_page("pages/data_health.py")
+    app = open_page("app_pages/data_health.py")
     metrics = {m.label: m.value for m in app.metric}
     with psycopg.connect(on_demo) as conn:
         feeds = conn.execute("select count(*) from gold.source_freshness").fetchone()[0]  # type: ignore[index]
