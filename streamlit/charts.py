@@ -638,18 +638,20 @@ def feature_importance_chart(importance: pd.DataFrame, top: int = 15) -> go.Figu
     return _layout(figure, 120 + 24 * len(data))
 
 
-def alert_timeline_chart(alerts: pd.DataFrame) -> go.Figure:
+def alert_timeline_chart(alerts: pd.DataFrame, since: pd.Timestamp | None = None) -> go.Figure:
     """Each alert episode as a bar from when it fired to when it resolved (now if still open),
-    one row per rule, coloured by severity."""
+    one row per rule, coloured by severity; the time axis spans `since` to now when given."""
     now = pd.Timestamp.now(tz="UTC")
     figure = go.Figure()
     for severity, rows in alerts.groupby("severity", sort=False):
-        end = rows["resolved_at"].fillna(now)
+        # a column with no resolution yet holds only nulls: make both sides times explicitly
+        start = pd.to_datetime(rows["fired_at"], utc=True)
+        end = pd.to_datetime(rows["resolved_at"], utc=True).fillna(now)
         figure.add_trace(
             go.Bar(
-                x=(end - rows["fired_at"]).dt.total_seconds() * 1000,
+                x=(end - start).dt.total_seconds() * 1000,
                 y=rows["rule_id"],
-                base=rows["fired_at"],
+                base=start,
                 orientation="h",
                 name=str(severity),
                 marker_color=SEVERITY_COLOURS.get(str(severity), NEUTRAL),
@@ -657,6 +659,6 @@ def alert_timeline_chart(alerts: pd.DataFrame) -> go.Figure:
                 hovertemplate="%{y} · %{customdata[0]}<br>%{customdata[1]}<extra></extra>",
             )
         )
-    figure.update_xaxes(type="date")
+    figure.update_xaxes(type="date", range=[since, now] if since is not None else None)
     figure.update_layout(hovermode="closest", barmode="overlay")
     return _layout(figure, 160 + 28 * alerts["rule_id"].nunique())

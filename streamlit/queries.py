@@ -718,7 +718,14 @@ def alert_history(since: date) -> pd.DataFrame:
     """Alert episodes fired since a day (gold.alerts), newest first."""
     return _cached(
         "alert_history",
-        "select * from gold.alerts where fired_at >= %s order by fired_at desc",
+        """
+        select fired_at, resolved_at, status, severity, rule_id, rule_type, subject, message,
+               value, threshold, duration_minutes, evaluated_by, notified, suppressed_reason,
+               email_status, webhook_status, last_delivery_error
+        from gold.alerts
+        where fired_at >= %s
+        order by fired_at desc
+        """,
         (since,),
         "gold.alerts",
         ALERTS,
@@ -729,7 +736,13 @@ def alert_rule_state() -> pd.DataFrame:
     """The current state of every (rule, subject) the alert engine evaluated."""
     return _cached(
         "alert_rule_state",
-        "select * from gold.alert_rule_state order by rule_id, subject",
+        """
+        select rule_id, subject, rule_type, status, since, evaluated_at, observed_at, value,
+               threshold, message, evaluated_by, last_notified_at
+        from gold.alert_rule_state
+        order by case status when 'firing' then 0 when 'error' then 1 when 'no_data' then 2
+                 else 3 end, rule_id, subject
+        """,
         (),
         "gold.alert_rule_state",
         ALERTS,
@@ -839,7 +852,12 @@ def latest_alerts(limit: int) -> pd.DataFrame:
     """The newest alert episodes (gold.alerts, the alert engine's history with state)."""
     return _cached(
         "latest_alerts",
-        "select * from gold.alerts order by fired_at desc limit %s",
+        """
+        select fired_at, severity, status, rule_id, subject, message, resolved_at
+        from gold.alerts
+        order by fired_at desc
+        limit %s
+        """,
         (limit,),
         "gold.alerts",
         ALERTS,
@@ -849,7 +867,15 @@ def latest_alerts(limit: int) -> pd.DataFrame:
 def stream_heartbeat() -> pd.DataFrame:
     return _cached(
         "stream_heartbeat",
-        "select * from gold.stream_heartbeat",
+        """
+        select stream_id, feed, source_api, interval, health, status, connected_since,
+               last_message_at, seconds_since_last_message, last_candle_close_at,
+               seconds_since_last_candle_close, last_candle_lag_seconds, candles_landed,
+               duplicate_candles, malformed_messages, reconnects, consecutive_failures,
+               last_error, updated_at
+        from gold.stream_heartbeat
+        order by stream_id
+        """,
         (),
         "gold.stream_heartbeat",
         STREAM,

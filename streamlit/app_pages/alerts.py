@@ -31,15 +31,19 @@ with notices.section():
     if history.empty:
         st.success(f"No alert fired in the last {label}.", icon=":material/check_circle:")
     else:
-        open_now = history["resolved_at"].isna()
+        open_now = history["status"] == "firing"
         counts = st.columns(4)
         counts[0].metric("Episodes", len(history), border=True)
-        counts[1].metric("Still open", int(open_now.sum()), border=True)
+        counts[1].metric("Firing now", int(open_now.sum()), border=True)
         for column, severity in zip(counts[2:], ("critical", "warning"), strict=True):
             column.metric(severity, int((history["severity"] == severity).sum()), border=True)
-        st.plotly_chart(charts.alert_timeline_chart(history), width="stretch", key="main_chart")
+        st.plotly_chart(
+            charts.alert_timeline_chart(history, pd.Timestamp(since, tz="UTC")),
+            width="stretch",
+            key="main_chart",
+        )
         st.dataframe(
-            history.assign(state=open_now.map({True: "open", False: "resolved"})),
+            history,
             hide_index=True,
             width="stretch",
             column_config={
@@ -64,7 +68,7 @@ with notices.section():
 
 st.subheader("Active rules")
 try:
-    from crypto_analytics.alerts.rules import load_rules, rules_path
+    from crypto_analytics.alerts.rules import format_duration, load_rules, rules_path
 
     settings = get_settings()
     rules = load_rules(settings)
@@ -79,7 +83,7 @@ else:
             "enabled": rule.enabled,
             "what": rule.label,
             "symbols": ", ".join(getattr(rule, "symbols", []) or []) or "all",
-            "cooldown": str(rule.cooldown),
+            "cooldown": format_duration(rule.cooldown),
             "channels": ", ".join(rule.channels),
         }
         for rule in rules.rules

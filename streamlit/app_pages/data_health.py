@@ -133,4 +133,7 @@ with notices.section():
             icon=":material/hourglass_empty:",
         )
     else:
+        down = heartbeat[~heartbeat["health"].isin(["live", "connecting", "starting"])]
+        for row in down.itertuples():
+            st.warning(f"Stream {row.stream_id}: {row.health}" + (f" ({row.last_error})" if row.last_error else ""), icon=":material/sensors_off:")  # fmt: skip
         st.dataframe(heartbeat, hide_index=True, width="stretch")

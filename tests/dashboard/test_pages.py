@@ -167,6 +167,72 @@ def test_alerts_chart_the_history_or_say_what_fills_it(on_demo: str) -> None:
         assert "alerts evaluate" in texts(app.info)
 
 
+def test_alerts_and_the_stream_heartbeat_as_their_engines_write_them(
+    built_empty_warehouse: str, use_warehouse: Callable[[str], None]
+) -> None:
+    """Rows as the alert engine and the stream write them reach the Alerts, Live prices and
+    Data health pages through the gold views (a firing critical and a resolved warning)."""
+    from crypto_analytics.serving_cache import refresh
+
+    use_warehouse(built_empty_warehouse)
+    with psycopg.connect(built_empty_warehouse, autocommit=True) as conn:
+        conn.execute(
+            """
+            insert into alerts.alert_events
+                (alert_id, rule_id, rule_type, subject, severity, fired_at, value, threshold,
+                 message, evaluated_by, notified, resolved_at)
+            values
+                (gen_random_uuid(), 'test_btc_below', 'price_threshold', 'BTC', 'critical',
+                 now() - interval '2 hours', 39000, 40000, 'BTC 39,000.00 below 40,000.00',
+                 'tests', true, null),
+                (gen_random_uuid(), 'test_daily_move', 'price_move', 'ETH', 'warning',
+                 now() - interval '3 days', 16.2, 15, 'ETH up 16.2 % in 1d', 'tests', true,
+                 now() - interval '2 days')
+            """
+        )
+        conn.execute(
+            """
+            insert into stream.heartbeat
+                (stream_id, feed, source_api, interval, symbols, status, started_at,
+                 connected_since, last_message_at, updated_at)
+            values ('test-stream', 'synthetic', 'synthetic', '1m', array['BTC'], 'connected',
+                    now() - interval '1 hour', now() - interval '1 hour', now(), now())
+            """
+        )
+    try:
+        refresh()  # results other tests cached for this warehouse must not hide the new rows
+        alerts = open_page("app_pages/alerts.py")
+        assert not alerts.exception, texts(alerts.exception)
+        assert "main_chart" in chart_keys(alerts)
+        metrics = {m.label: m.value for m in alerts.metric}
+        assert (
+            metrics["Episodes"],
+            metrics["Firing now"],
+            metrics["critical"],
+            metrics["warning"],
+        ) == ("2", "1", "1", "1")
+        history = alerts.dataframe[0].value
+        assert set(history["rule_id"]) == {"test_btc_below", "test_daily_move"}
+        assert dict(zip(history["rule_id"], history["status"], strict=True)) == {
+            "test_btc_below": "firing",
+            "test_daily_move": "resolved",
+        }
+
+        live = open_page("app_pages/live_prices.py")  # no prices here, but the alerts show
+        assert not live.exception
+        assert list(live.dataframe[-1].value["rule_id"]) == ["test_btc_below", "test_daily_move"]
+
+        health = open_page("app_pages/data_health.py")
+        assert not health.exception
+        stream = next(df.value for df in health.dataframe if "stream_id" in df.value.columns)
+        assert list(stream["stream_id"]) == ["test-stream"]
+    finally:
+        with psycopg.connect(built_empty_warehouse, autocommit=True) as conn:
+            conn.execute("delete from alerts.alert_events where evaluated_by = 'tests'")
+            conn.execute("delete from stream.heartbeat where stream_id = 'test-stream'")
+        refresh()
+
+
 def test_data_health_counts_freshness_and_dbt_tests(on_demo: str) -> None:
     app = open_page("app_pages/data_health.py")
     metrics = {m.label: m.value for m in app.metric}
