@@ -103,12 +103,12 @@ def dbt_layer(group_id: str, layer: str, **task_group_kwargs: Any) -> DbtTaskGro
     excluded = [
         a for t in DBT_SCHEDULED_EXCLUDED_RESOURCE_TYPES for a in ("--exclude-resource-type", t)
     ]
-    operator_args: dict[str, Any] = {
-        "on_execute_callback": point_dbt_at_warehouse,
-        "dbt_cmd_flags": excluded,
-    }
+    operator_args: dict[str, Any] = {"on_execute_callback": point_dbt_at_warehouse}
     if mode is ExecutionMode.WATCHER:
         operator_args["poke_interval"] = SENSOR_POKE_SECONDS
+    # The build only: `dbt run` (a model task's retry, the per-model mode) rejects the flag, and a
+    # per-model test task runs its model's unit tests with its data tests.
+    build_args = {"indirect_selection": DBT_INDIRECT_SELECTION, "dbt_cmd_flags": excluded}
     return DbtTaskGroup(
         group_id=group_id,
         project_config=ProjectConfig(
@@ -129,7 +129,7 @@ def dbt_layer(group_id: str, layer: str, **task_group_kwargs: Any) -> DbtTaskGro
             # gives it nothing else, and dbt's default, eager, would run gold's relationship
             # tests in silver's build, before gold exists).
             test_indirect_selection=TestIndirectSelection(DBT_INDIRECT_SELECTION),
-            setup_operator_args={"indirect_selection": DBT_INDIRECT_SELECTION},
+            setup_operator_args=build_args,
         ),
         render_config=RenderConfig(
             load_method=LoadMode.DBT_LS_FILE,

@@ -128,6 +128,8 @@ def test_layer_is_one_build_with_a_task_per_model_and_its_tests(dag_bag, dbt_dag
         if isinstance(task, DbtRunWatcherOperator | DbtTestWatcherOperator):
             assert task.deferrable, f"{task.task_id} would hold an executor slot while it waits"
             assert task.producer_task_id == build.task_id
+            # a cleared or retried model task runs `dbt run`, which rejects the build's flag
+            assert "--exclude-resource-type" not in task.dbt_cmd_flags, task.task_id
 
     # The announcer needs every dbt task to have succeeded; it is the only leaf but for gold's
     # refresh of the dashboard's cache right after it (tests/dags/test_gold_cache_refresh.py).
@@ -167,6 +169,9 @@ def test_per_model_mode_renders_each_test_once_in_its_own_layer(dbt_dag_inputs, 
         ls_file = _local_file(layer)
         runs = {_model_of(t.task_id) for t in dag.tasks if isinstance(t, DbtRunLocalOperator)}
         assert runs == _models(ls_file)
+        for task in dag.tasks:
+            if isinstance(task, DbtRunLocalOperator):  # `dbt run` has no --exclude-resource-type
+                assert "--exclude-resource-type" not in task.dbt_cmd_flags, task.task_id
         layer_tests = {n["name"] for n in _nodes(ls_file) if n["resource_type"] == "test"}
         for task in dag.tasks:
             if isinstance(task, DbtTestLocalOperator) and not task.task_id.endswith(".test"):

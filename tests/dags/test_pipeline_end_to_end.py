@@ -1,8 +1,9 @@
 """Bronze → silver → gold through the three DAGs, offline, against a real Postgres.
 
 dag.test() runs one DAG and records its Asset events but does not start the DAGs scheduled on
-them, so the chain is driven here in the scheduler's order. Each Cosmos task runs dbt in-process
-(DBT_RUNNER), so this is the slowest test of the suite (about a minute per layer on 2 cores).
+them, so the chain is driven here in the scheduler's order. Each dbt layer is one `dbt build`
+in-process (Cosmos watcher mode, DBT_RUNNER) whose model tasks then follow its results: this
+proves the watcher wiring (build, sensors, announcer) end to end without a scheduler.
 """
 
 from __future__ import annotations
