@@ -75,6 +75,8 @@ def _price_move(
     rule: Rule, inputs: GoldInputs, settings: Settings, now: datetime
 ) -> list[Observation]:
     assert isinstance(rule, PriceMoveRule)
+    if rule.on_stream:  # minutes are the stream's to measure (see evaluate_on_gold)
+        return []
     days = rule.window.days
     return move_observations(rule, inputs.daily_moves(rule.symbols, days), DAILY_METRICS.name)
 
@@ -93,13 +95,14 @@ def _portfolio(
     rule: Rule, inputs: GoldInputs, settings: Settings, now: datetime
 ) -> list[Observation]:
     assert isinstance(rule, PortfolioDriftRule)
-    weights = inputs.select(REBALANCING, REBALANCING_COLUMNS)
+    # the newest run date for each token; the evaluation keeps the newest run overall
+    weights = inputs.newest(REBALANCING, REBALANCING_COLUMNS, ["symbol"], "run_date")
     return portfolio_drift_observations(rule, weights, REBALANCING.name)
 
 
 def _model(rule: Rule, inputs: GoldInputs, settings: Settings, now: datetime) -> list[Observation]:
     assert isinstance(rule, ModelDriftRule)
-    checks = inputs.select(MODEL_DRIFT, DRIFT_COLUMNS)
+    checks = inputs.newest(MODEL_DRIFT, DRIFT_COLUMNS, ["model", "horizon_days"], "as_of_date")
     return drift_observations(rule, checks, MODEL_DRIFT.name)
 
 
@@ -142,7 +145,7 @@ def evaluate_on_gold(
     conn: psycopg.Connection, ruleset: RuleSet, settings: Settings, now: datetime
 ) -> GoldEvaluation:
     """Every enabled rule except sub-day price moves (those are measured by the stream)."""
-    inputs = GoldInputs(conn)
+    inputs = GoldInputs(conn, [token.symbol for token in settings.tokens])
     result = GoldEvaluation()
     for rule in ruleset.enabled:
         if isinstance(rule, PriceMoveRule) and rule.on_stream:

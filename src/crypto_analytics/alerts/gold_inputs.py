@@ -59,10 +59,14 @@ def _day_end(day: date) -> datetime:
 
 
 class GoldInputs:
-    """Reads on one (autocommit) connection; each method checks its relation exists first."""
+    """Reads on one (autocommit) connection; each method checks its relation exists first.
 
-    def __init__(self, conn: psycopg.Connection) -> None:
+    `universe` is every token symbol: what a rule without `symbols` watches. Latest rows are
+    found per token through gold's (symbol, date) index, never by sorting the whole table."""
+
+    def __init__(self, conn: psycopg.Connection, universe: list[str]) -> None:
         self.conn = conn
+        self.universe = universe
 
     def require(self, relation: GoldRelation) -> None:
         row = self.conn.execute("select to_regclass(%s)", (relation.name,)).fetchone()
@@ -75,41 +79,38 @@ class GoldInputs:
 
     # --- prices -------------------------------------------------------------------------------
 
+    _LATEST = """
+        select s.symbol, l.date, l.close, l.at
+        from unnest(%(symbols)s::text[]) as s(symbol)
+        cross join lateral (
+            select date, close,
+                   least((date + 1)::timestamp at time zone 'UTC', _source_ingested_at) as at
+            from gold.daily_crypto_metrics m
+            where m.symbol = s.symbol
+            order by date desc
+            limit 1
+        ) l
+    """
+
     def latest_closes(self, symbols: list[str]) -> dict[str, PricePoint]:
         """Each token's newest daily close (today's close so far while the day trades). Its time is
         the day's close, or when its newest candle landed if the day is still trading."""
-        rows = self._rows(
-            DAILY_METRICS,
-            """
-            select distinct on (symbol) symbol, close,
-                   least((date + 1)::timestamp at time zone 'UTC', _source_ingested_at)
-            from gold.daily_crypto_metrics
-            where cardinality(%(symbols)s::text[]) = 0 or symbol = any(%(symbols)s::text[])
-            order by symbol, date desc
-            """,
-            {"symbols": symbols},
-        )
-        return {symbol: PricePoint(float(close), at) for symbol, close, at in rows}
+        rows = self._rows(DAILY_METRICS, self._LATEST, {"symbols": symbols or self.universe})
+        return {symbol: PricePoint(float(close), at) for symbol, _, close, at in rows}
 
     def daily_moves(self, symbols: list[str], days: int) -> dict[str, Move | None]:
         """Per token: its newest daily close against the close `days` calendar days earlier
         (None when that day is missing: a gap is never bridged)."""
         rows = self._rows(
             DAILY_METRICS,
-            """
-            with latest as (
-                select distinct on (symbol) symbol, date, close,
-                       least((date + 1)::timestamp at time zone 'UTC', _source_ingested_at) as at
-                from gold.daily_crypto_metrics
-                where cardinality(%(symbols)s::text[]) = 0 or symbol = any(%(symbols)s::text[])
-                order by symbol, date desc
-            )
+            f"""
+            with latest as ({self._LATEST})
             select l.symbol, l.close, l.at, s.date, s.close
             from latest l
             left join gold.daily_crypto_metrics s
               on s.symbol = l.symbol and s.date = l.date - %(days)s
-            """,
-            {"symbols": symbols, "days": days},
+            """,  # noqa: S608 - a constant query, values bound
+            {"symbols": symbols or self.universe, "days": days},
         )
         moves: dict[str, Move | None] = {}
         for symbol, close, at, start_day, start_close in rows:
@@ -131,10 +132,9 @@ class GoldInputs:
             with newest as (select max(date) as day from gold.daily_crypto_metrics)
             select m.date, m.symbol, m.log_return
             from gold.daily_crypto_metrics m, newest
-            where m.date > newest.day - %(days)s
-              and (cardinality(%(symbols)s::text[]) = 0 or m.symbol = any(%(symbols)s::text[]))
+            where m.date > newest.day - %(days)s and m.symbol = any(%(symbols)s::text[])
             """,
-            {"symbols": symbols, "days": days},
+            {"symbols": symbols or self.universe, "days": days},
         )
         if not rows:
             return pd.DataFrame()
@@ -174,9 +174,11 @@ class GoldInputs:
         ).fetchall()
         return {name for (name,) in rows}
 
-    def select(self, relation: GoldRelation, columns: list[str], where: str = "") -> pd.DataFrame:
-        """Named columns of a gold relation; InputMissing names the ones an upstream change
-        removed."""
+    def newest(
+        self, relation: GoldRelation, columns: list[str], key: list[str], order: str
+    ) -> pd.DataFrame:
+        """Named columns of each `key` group's newest row by `order` (e.g. the latest drift check
+        per model and horizon); InputMissing names the columns an upstream change removed."""
         present = self.columns(relation)
         absent = [c for c in columns if c not in present]
         if absent:
@@ -184,10 +186,14 @@ class GoldInputs:
                 f"{relation.name} column(s) {', '.join(absent)}",
                 f"its contract changed (it has: {', '.join(sorted(present))})",
             )
-        query = sql.SQL("select {} from {} {}").format(
-            sql.SQL(", ").join(map(sql.Identifier, columns)),
-            sql.Identifier(*relation.name.split(".")),
-            sql.SQL(where),
+        keys = sql.SQL(", ").join(map(sql.Identifier, key))
+        query = sql.SQL(
+            "select distinct on ({keys}) {cols} from {rel} order by {keys}, {o} desc"
+        ).format(
+            keys=keys,
+            cols=sql.SQL(", ").join(map(sql.Identifier, columns)),
+            rel=sql.Identifier(*relation.name.split(".")),
+            o=sql.Identifier(order),
         )
         rows = self.conn.execute(query).fetchall()
         return pd.DataFrame(rows, columns=columns)

@@ -78,15 +78,21 @@ class _State:
     last_notified_at: datetime | None
 
 
-def _load_state(conn: psycopg.Connection, rule_id: str, subject: str) -> _State | None:
-    row = conn.execute(
+def _load_states(
+    conn: psycopg.Connection, keys: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], _State]:
+    """The current state of every (rule, subject) of a pass, in one query (the pass holds the
+    alerts lock, so nobody changes them meanwhile)."""
+    rows = conn.execute(
         """
-        select status, observed_at, open_alert_id, last_notified_at
-        from alerts.rule_state where rule_id = %s and subject = %s
+        select s.rule_id, s.subject, s.status, s.observed_at, s.open_alert_id, s.last_notified_at
+        from alerts.rule_state s
+        join unnest(%s::text[], %s::text[]) as k(rule_id, subject)
+          on k.rule_id = s.rule_id and k.subject = s.subject
         """,
-        (rule_id, subject),
-    ).fetchone()
-    return _State(*row) if row else None
+        ([k[0] for k in keys], [k[1] for k in keys]),
+    ).fetchall()
+    return {(r[0], r[1]): _State(*r[2:]) for r in rows}
 
 
 def _upsert_state(
@@ -227,13 +233,13 @@ def _apply(
     conn: psycopg.Connection,
     obs: Observation,
     rule: Rule,
+    previous: _State | None,
     result: RecordResult,
     *,
     now: datetime,
     evaluated_by: str,
     available_channels: set[str],
 ) -> None:
-    previous = _load_state(conn, obs.rule_id, obs.subject)
     was_firing = previous is not None and previous.status == "firing"
     open_id = previous.open_alert_id if previous else None
     last_notified = previous.last_notified_at if previous else None
@@ -316,11 +322,13 @@ def record_observations(
     ordered = sorted(observations, key=lambda o: (o.rule_id, o.subject))
     with conn.transaction():
         conn.execute("select pg_advisory_xact_lock(%s)", (_ALERTS_LOCK_KEY,))
+        states = _load_states(conn, [(o.rule_id, o.subject) for o in ordered])
         for obs in ordered:
             _apply(
                 conn,
                 obs,
                 rules[obs.rule_id],
+                states.get((obs.rule_id, obs.subject)),
                 result,
                 now=now,
                 evaluated_by=evaluated_by,
