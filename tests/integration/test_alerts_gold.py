@@ -1,6 +1,7 @@
 """The alert engine on gold built by dbt from the synthetic market, with the alert views built too:
 the rules read the real gold tables (their real columns, types and keys), not stand-ins, and the
-stream's heartbeat is read through gold.stream_heartbeat. No rule may error."""
+stream's heartbeat is read through gold.stream_heartbeat (and its candles through
+gold.live_candles). No rule may error."""
 
 from __future__ import annotations
 
@@ -38,7 +39,15 @@ def test_rules_read_the_gold_dbt_builds(warehouse_url, tmp_path: Path, monkeypat
         since=until - timedelta(days=150),
         until=until,
     )
-    assert not ingest(requests).failures
+    minutes = plan_requests(
+        sources=["synthetic"],
+        symbols=SYMBOLS,
+        intervals=["1m"],
+        datasets=["ohlcv"],
+        since=until - timedelta(minutes=30),
+        until=until,
+    )
+    assert not ingest(requests + minutes).failures
     with psycopg.connect(warehouse_url, autocommit=True) as conn:
         conn.execute(
             """
@@ -82,6 +91,9 @@ def test_rules_read_the_gold_dbt_builds(warehouse_url, tmp_path: Path, monkeypat
         ).fetchall()
         alerts = conn.execute("select count(*), min(status) from gold.alerts").fetchone()
         health = conn.execute("select health from gold.stream_heartbeat").fetchone()
+        live = conn.execute(
+            "select symbol, count(*), max(close_time) from gold.live_candles group by 1 order by 1"
+        ).fetchall()
     assert dict(subjects) == {
         "btc_band": 1,
         "daily_move": 3,
@@ -91,3 +103,5 @@ def test_rules_read_the_gold_dbt_builds(warehouse_url, tmp_path: Path, monkeypat
     }
     assert alerts is not None and alerts[0] == len(report.opened) + len(report.suppressed)
     assert health == ("lagging",)
+    # the stream source's 1m candles of the last day, as they land (the 1d candles are not)
+    assert live == [(symbol, 30, until) for symbol in SYMBOLS]
