@@ -8,7 +8,10 @@ through the `websockets` client and ccxt's HTTP stack exactly as they do live.
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import json
+import socket
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -101,6 +104,8 @@ class ScriptedBinance:
     """Each accepted connection plays the next session; after the last one, connections hold."""
 
     sessions: list[list[Step]]
+    #: The server's own keepalive pings (None: none), as Binance pings every 20 s.
+    ping_interval: float | None = None
     paths: list[str] = field(default_factory=list)
     handshakes: int = 0
     port: int = 0
@@ -150,7 +155,8 @@ class ScriptedBinance:
                 "127.0.0.1",
                 0,
                 process_request=self._process_request,
-                ping_interval=None,
+                ping_interval=self.ping_interval,
+                ping_timeout=self.ping_interval,
             ) as server:
                 self.port = next(iter(server.sockets)).getsockname()[1]
                 ready.set()
@@ -266,3 +272,48 @@ def count_rows(url: str, sql: str) -> int:
     with psycopg.connect(url) as conn:
         row = conn.execute(sql).fetchone()
     return int(row[0]) if row else 0
+
+
+class SilentPeer:
+    """Completes the WebSocket handshake, then never reads or answers again (a peer that died
+    without closing: a frozen NAT, a pulled cable). Counts the connections it accepted."""
+
+    def __init__(self) -> None:
+        self.accepted = 0
+        self._sockets: list[socket.socket] = []
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return
+            request = b""
+            while b"\r\n\r\n" not in request:
+                request += conn.recv(4096)
+            key = next(
+                line.split(b":", 1)[1].strip()
+                for line in request.split(b"\r\n")
+                if line.lower().startswith(b"sec-websocket-key:")
+            )
+            accept = base64.b64encode(
+                hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest()
+            )
+            conn.sendall(
+                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n"
+            )
+            self.accepted += 1
+            self._sockets.append(conn)  # kept open, never read: pings go unanswered
+
+    def close(self) -> None:
+        self._listener.close()
+        for conn in self._sockets:
+            conn.close()

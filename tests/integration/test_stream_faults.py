@@ -16,6 +16,7 @@ from stream_fakes import (
     Refuse,
     ScriptedBinance,
     Send,
+    SilentPeer,
     bronze_candles,
     configure_stream,
     count_rows,
@@ -167,3 +168,54 @@ def test_connection_age_limit_reconnects_before_the_venue_cuts(
     assert [ts.minute for ts in bronze_candles(warehouse_url)["timestamp"]] == [3, 4, 5]
     _, _, reconnects, _, error, *_ = heartbeat(warehouse_url)
     assert reconnects >= 1 and "connection age limit" in error
+
+
+def test_pings_are_answered_and_a_silent_peer_is_left_for_a_new_connection(
+    warehouse_url, monkeypatch, tmp_path
+):
+    # a venue that pings every 0.2 s and drops a client that does not pong within 0.2 s
+    pinging = ScriptedBinance([[Hold()]], ping_interval=0.2)
+    silent = SilentPeer()
+    try:
+        with pinging.running():
+            configure_stream(
+                monkeypatch,
+                tmp_path,
+                CRYPTO_STREAM__WS_URL=pinging.url,
+                CRYPTO_STREAM__REST_URL="http://127.0.0.1:9",
+                CRYPTO_STREAM__PING_INTERVAL_SECONDS="30",
+            )
+            connected: list[float] = []
+
+            def two_seconds_connected() -> bool:
+                if pinging.handshakes and not connected:
+                    connected.append(time.monotonic())
+                return bool(connected) and time.monotonic() - connected[0] > 2.0
+
+            run_until(
+                lambda: build_consumer(feed="binance", clock=lambda: NOW),
+                two_seconds_connected,
+            )
+            assert pinging.handshakes == 1  # answered every ping: never dropped
+            assert heartbeat(warehouse_url)[2] == 0
+
+        # our own pings find a peer that stopped answering, and we connect again
+        configure_stream(
+            monkeypatch,
+            tmp_path,
+            CRYPTO_STREAM__WS_URL=silent.url,
+            CRYPTO_STREAM__REST_URL="http://127.0.0.1:9",
+            CRYPTO_STREAM__PING_INTERVAL_SECONDS="0.2",
+            CRYPTO_STREAM__PING_TIMEOUT_SECONDS="0.3",
+        )
+        run_until(
+            lambda: build_consumer(feed="binance", clock=lambda: NOW),
+            lambda: silent.accepted >= 2,
+            timeout=15,
+        )
+        assert silent.accepted >= 2
+        assert (
+            "ping" in heartbeat(warehouse_url)[4].lower() or "1011" in heartbeat(warehouse_url)[4]
+        )
+    finally:
+        silent.close()
