@@ -132,4 +132,7 @@ def run_stream(
         )
         await _serve(consumer)
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    finally:
+        writer.close()  # releases the stream's lock whatever happened
