@@ -3,7 +3,8 @@ main chart drawn, per page, on the full offline demo dataset. Target: under 2 s 
 
 In a fresh database created for the run (dropped afterwards unless --keep; or --url to use an
 existing warehouse), `crypto-analytics demo` builds the demo (38 tokens, two years daily, 60 days
-hourly, silver, gold, the portfolio run). A dashboard is started on it (the same command as
+hourly, silver, gold, the portfolio run, forecasts), then the alert engine evaluates once (nothing
+sent). A dashboard is started on it (the same command as
 `make dashboard`) and Debian's Chromium (Playwright) visits each page; every page is visited
 once first (the server's imports, the browser's script cache). Then, per page:
 
@@ -66,18 +67,24 @@ def _env(url: str, tmp: Path) -> dict[str, str]:
     return env
 
 
-def _build_demo(env: dict[str, str]) -> float:
-    started = time.monotonic()
+def _cli(env: dict[str, str], *args: str) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "crypto_analytics.cli", "demo"],
+        [sys.executable, "-m", "crypto_analytics.cli", *args],
         env=env,
         capture_output=True,
         text=True,
     )
     if done.returncode != 0:
         raise SystemExit(
-            f"crypto-analytics demo failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
+            f"crypto-analytics {' '.join(args)} failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
         )
+
+
+def _build_demo(env: dict[str, str]) -> float:
+    """The demo, then one pass of the alert engine (no delivery) so the Alerts page has data."""
+    started = time.monotonic()
+    _cli(env, "demo")
+    _cli(env, "alerts", "evaluate", "--no-deliver")
     return time.monotonic() - started
 
 

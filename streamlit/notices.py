@@ -21,7 +21,7 @@ def section() -> Iterator[None]:
     try:
         yield
     except NotBuilt as exc:
-        st.info(f"**{exc.relation}** is not built yet. Run {exc.build}.", icon=":material/build:")
+        st.info(f"**{exc.relation}** {exc.state}. Run {exc.build}.", icon=":material/build:")
     except NoData as exc:
         st.info(str(exc).capitalize(), icon=":material/hourglass_empty:")
     except NotReadable as exc:

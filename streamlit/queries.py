@@ -65,12 +65,14 @@ class WarehouseUnreachable(DashboardError):
 
 
 class NotBuilt(DashboardError):
-    """A gold relation does not exist yet; `build` says what creates it."""
+    """A gold relation does not exist yet (or predates this dashboard: a column it reads is
+    missing); `build` says what creates it."""
 
-    def __init__(self, relation: str, build: str) -> None:
-        super().__init__(f"{relation} is not built yet: run {build}")
+    def __init__(self, relation: str, build: str, state: str = "is not built yet") -> None:
+        super().__init__(f"{relation} {state}: run {build}")
         self.relation = relation
         self.build = build
+        self.state = state
 
 
 class NotReadable(DashboardError):
@@ -177,6 +179,10 @@ def fetch(query: str, params: tuple[Any, ...], relation: str, build: str) -> pd.
             rows = cursor.fetchall()
     except pg_errors.UndefinedTable as exc:
         raise NotBuilt(relation, build) from exc
+    except pg_errors.UndefinedColumn as exc:  # the dashboard was upgraded, gold not rebuilt yet
+        raise NotBuilt(
+            relation, build, "is older than this dashboard (a column is missing)"
+        ) from exc
     except pg_errors.InsufficientPrivilege as exc:
         raise NotReadable(
             f"{DASHBOARD_READER_ROLE} may not read {relation}: run `crypto-analytics db init` "
@@ -759,7 +765,7 @@ def source_freshness() -> pd.DataFrame:
         select source_api, dataset, coalesce(interval, '-') as interval, fetched_through,
                last_success_at, last_batch_at, last_status, last_error, age_hours,
                overdue_hours, freshness_status, batches_24h, failed_batches_24h,
-               rows_inserted_24h, rows_quarantined_24h
+               rows_inserted_24h, rows_quarantined_24h, late_after_hours, stale_after_hours
         from gold.source_freshness
         order by source_api, dataset, interval
         """,

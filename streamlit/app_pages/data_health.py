@@ -9,8 +9,6 @@ import charts
 import notices
 import queries
 
-LATE_HOURS, STALE_HOURS = 6, 24  # dbt vars dashboard_late_after_hours / dashboard_stale_after_hours
-
 st.title("Data health")
 
 st.subheader("Freshness per source")
@@ -24,13 +22,14 @@ with notices.section():
         columns, ("fresh", "late", "stale", "failing", "no_data"), strict=True
     ):
         column.metric(status.replace("_", " "), int(counts.get(status, 0)), border=True)
+    late, stale = freshness[["late_after_hours", "stale_after_hours"]].iloc[0]
     st.plotly_chart(
-        charts.freshness_chart(freshness, LATE_HOURS, STALE_HOURS),
+        charts.freshness_chart(freshness, float(late), float(stale)),
         width="stretch",
         key="main_chart",
     )
     st.dataframe(
-        freshness,
+        freshness.drop(columns=["late_after_hours", "stale_after_hours"]),
         hide_index=True,
         width="stretch",
         column_config={

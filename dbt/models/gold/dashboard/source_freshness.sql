@@ -94,6 +94,8 @@ final as (
         totals.rows_inserted_24h,
         totals.rows_quarantined_24h,
         totals.batches_total,
+        {{ late_after_hours }}::double precision as late_after_hours,
+        {{ stale_after_hours }}::double precision as stale_after_hours,
         now() as measured_at
     from totals
     inner join newest_batch
