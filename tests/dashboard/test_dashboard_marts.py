@@ -261,7 +261,9 @@ def test_dbt_test_results_keep_the_latest_outcome_and_prune_old_history(
         finally:
             conn.execute("delete from gold.market_tickers where symbol = 'BTC' and name is null")
         assert done.returncode != 0, done.stdout  # the test failed, and dbt said so
-        assert "unique_market_tickers_symbol" in done.stdout + done.stderr, done.stdout + done.stderr
+        assert "unique_market_tickers_symbol" in done.stdout + done.stderr, (
+            done.stdout + done.stderr
+        )
         result = conn.execute(
             "select status, failures, test_type, tested_node, column_name from gold.dbt_test_results where test_name = 'unique_market_tickers_symbol'"
         ).fetchone()
