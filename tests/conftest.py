@@ -12,6 +12,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import psycopg
 import pytest
@@ -31,6 +32,21 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real market data not available ({SHARED_DATA} missing)")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def stack() -> ModuleType:
+    """scripts/stack.py (the local stack behind `make up`; a script, not an installed package),
+    loaded as a module for tests/stack."""
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location("stack", PROJECT_ROOT / "scripts" / "stack.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["stack"] = module  # its dataclasses resolve their module by name
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(autouse=True)
