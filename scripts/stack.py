@@ -289,8 +289,14 @@ def prepare(settings: Settings, executor: str) -> tuple[Layout, dict[str, str]]:
     # The forecasting training tasks share this pool (contract.ML_TRAINING_POOL), sized by
     # ml.pool_slots for 2 cores; the scheduler would never run a task of a missing pool.
     _run_logged(
-        [str(VENV_BIN / "airflow"), "pools", "set", ML_TRAINING_POOL, str(settings.ml.pool_slots),
-         "Forecasting training jobs (ml.pool_slots)"],  # fmt: skip
+        [
+            str(VENV_BIN / "airflow"),
+            "pools",
+            "set",
+            ML_TRAINING_POOL,
+            str(settings.ml.pool_slots),
+            "Forecasting training jobs (ml.pool_slots)",
+        ],  # fmt: skip
         env,
         lay.stack_dir / "pools.log",
         "`airflow pools set`",
@@ -630,7 +636,11 @@ def down(settings: Settings) -> str:
     if pid is not None:
         _signal(pid, signal.SIGTERM)
         if _wait_gone([pid], _STOP_TIMEOUT_S):
-            log.warning("honcho (pid %d) did not stop within %.0f s", pid, _STOP_TIMEOUT_S)
+            # honcho waits for the output of its processes' children too (a task process in a
+            # session of its own keeps the pipe open): stopping those ends honcho as well.
+            log.info(
+                "honcho still waits after %.0f s; stopping what is left directly", _STOP_TIMEOUT_S
+            )
     left = [p for p in stack_pids(lay) if _alive(p)]
     for leftover in left:
         _signal(leftover, signal.SIGTERM)
