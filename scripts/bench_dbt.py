@@ -237,6 +237,8 @@ def run(
         ):
             for kind, seconds in node_seconds(result).items():
                 figures[f"{run_name}_{kind}_seconds"] = seconds
+        for node in incremental_result.result.results:  # per node, for --compare-scale
+            figures[f"node:{node.node.unique_id}"] = node.execution_time
         return figures
     finally:
         if keep:
@@ -340,6 +342,17 @@ def main() -> None:
             ratio = big[key] / today[key]
             verdict = "met" if ratio <= TARGET_SCALE_RATIO else "MISSED"
             print(f"{label:<26}{today[key]:>7.1f} s {big[key]:>7.1f} s {ratio:>7.2f}  ({verdict})")
+        print("nodes whose time grows most with history (one new day)    today      10x")
+        grown = sorted(
+            (big[k] - today.get(k, 0.0), k.removeprefix("node:"))
+            for k in big
+            if k.startswith("node:")
+        )[::-1]
+        for _growth, node in grown[:12]:
+            name = node.split(".", 2)[-1][:52]
+            print(
+                f"  {name:<55} {today.get('node:' + node, 0.0):>6.2f} {big['node:' + node]:>8.2f}"
+            )
 
 
 if __name__ == "__main__":
