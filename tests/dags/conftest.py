@@ -82,6 +82,19 @@ def parse_dags(folder_or_file: Path = DAGS_FOLDER):
 
 
 @pytest.fixture(scope="session")
+def dags_folder() -> Path:
+    """The dags folder, for tests that parse part of it (a fixture: `from conftest import` finds
+    another folder's conftest when several test folders run in one session)."""
+    return DAGS_FOLDER
+
+
+@pytest.fixture(scope="session")
+def dag_parser():
+    """`parse_dags`, as a fixture (see `dags_folder`)."""
+    return parse_dags
+
+
+@pytest.fixture(scope="session")
 def dag_bag(dbt_dag_inputs: dict[str, Path]):
     """Every DAG file parsed once."""
     return parse_dags()

@@ -13,8 +13,6 @@ import ast
 from datetime import UTC, datetime
 from pathlib import Path
 
-from conftest import DAGS_FOLDER
-
 #: Attribute names that are public although they start with an underscore.
 _DUNDER = ("__",)
 
@@ -134,8 +132,8 @@ def _private_uses(path: Path) -> list[str]:
     return found
 
 
-def test_dag_files_use_no_private_api():
-    files = sorted(DAGS_FOLDER.glob("*.py"))
+def test_dag_files_use_no_private_api(dags_folder):
+    files = sorted(dags_folder.glob("*.py"))
     assert any(f.name == "crypto_dbt.py" for f in files)
     uses = {f.name: _private_uses(f) for f in files}
     assert {name: found for name, found in uses.items() if found} == {}

@@ -9,7 +9,6 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import DAGS_FOLDER, parse_dags
 
 from crypto_analytics.contract import (
     DBT_INDIRECT_SELECTION,
@@ -152,7 +151,9 @@ def test_a_model_waits_for_the_tests_of_the_models_it_reads(dag_bag, dbt_dag_inp
     assert "transform_gold.daily_crypto_metrics.test" in rolling.upstream_task_ids
 
 
-def test_per_model_mode_renders_each_test_once_in_its_own_layer(dbt_dag_inputs, monkeypatch):
+def test_per_model_mode_renders_each_test_once_in_its_own_layer(
+    dbt_dag_inputs, dag_parser, monkeypatch
+):
     """DBT_DAGS_EXECUTION_MODE=local: a dbt process per model and per test task; a test reading
     several models is a task of its own after all of them, in the layer that defines it."""
     import sys
@@ -161,7 +162,7 @@ def test_per_model_mode_renders_each_test_once_in_its_own_layer(dbt_dag_inputs, 
 
     monkeypatch.setenv("DBT_DAGS_EXECUTION_MODE", "local")
     monkeypatch.delitem(sys.modules, "crypto_dbt", raising=False)
-    bag = parse_dags()
+    bag = dag_parser()
     monkeypatch.delitem(sys.modules, "crypto_dbt", raising=False)
     assert bag.import_errors == {}
     for dag_id, layer in LAYERS.items():
@@ -185,26 +186,30 @@ def test_per_model_mode_renders_each_test_once_in_its_own_layer(dbt_dag_inputs, 
     assert not [t for t in bag.dags[SILVER_DAG_ID].task_dict if "daily_crypto_metrics" in t]
 
 
-def test_an_unknown_execution_mode_is_a_clear_import_error(dbt_dag_inputs, monkeypatch):
+def test_an_unknown_execution_mode_is_a_clear_import_error(
+    dbt_dag_inputs, dags_folder, dag_parser, monkeypatch
+):
     import sys
 
     monkeypatch.setenv("DBT_DAGS_EXECUTION_MODE", "kubernetes-please")
     monkeypatch.delitem(sys.modules, "crypto_dbt", raising=False)
-    bag = parse_dags(DAGS_FOLDER / "silver_transformation_dag.py")
+    bag = dag_parser(dags_folder / "silver_transformation_dag.py")
     monkeypatch.delitem(sys.modules, "crypto_dbt", raising=False)
     (error,) = bag.import_errors.values()
     assert "DBT_DAGS_EXECUTION_MODE='kubernetes-please'" in error
     assert "watcher, local" in error
 
 
-def test_a_missing_layer_file_names_the_command_that_builds_it(monkeypatch, tmp_path):
+def test_a_missing_layer_file_names_the_command_that_builds_it(
+    dags_folder, dag_parser, monkeypatch, tmp_path
+):
     import sys
 
     project = tmp_path / "dbt"
     project.mkdir()
     monkeypatch.setenv("DBT_PROJECT_DIR", str(project))
     monkeypatch.delitem(sys.modules, "crypto_dbt", raising=False)
-    bag = parse_dags(DAGS_FOLDER / "gold_aggregation_dag.py")
+    bag = dag_parser(dags_folder / "gold_aggregation_dag.py")
     monkeypatch.delitem(sys.modules, "crypto_dbt", raising=False)
     (error,) = bag.import_errors.values()
     assert "gold.watcher.ls.json is missing" in error and "make dbt-parse" in error
