@@ -6,6 +6,8 @@ conftest's `_template_database`), each loaded straight from the shared CSV/JSON 
 
 - `fresh_database()`   -> URL of a new, empty migrated database (dropped at session end);
 - `bronze_loader(url)` -> a `BronzeLoader` writing real history into that database's bronze;
+- `copy_database(url)` -> URL of a new database copied from a built one (so several tests can
+  start from one expensive build; row versions included);
 - `dbt_factory(url)`   -> a `Dbt` handle running dbt against it with this session's target path;
 - `scheduled_dbt_factory(url)` -> the same, run as the scheduled Airflow builds run dbt (with
   SCHEDULED_DBT_VARS: incremental data tests), from a target folder of its own;
@@ -31,6 +33,7 @@ import pandas as pd
 import psycopg
 import pytest
 from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
 
 from crypto_analytics.contract import SCHEDULED_DBT_VARS
 from crypto_analytics.dbt_runner import run_dbt, vars_args
@@ -295,6 +298,43 @@ def fresh_database(_template_database: str) -> Iterator[Callable[[], str]]:
         return url_for_database(server, name)
 
     yield make
+    with psycopg.connect(server, autocommit=True) as admin:
+        for name in created:
+            admin.execute(
+                sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
+            )
+
+
+@pytest.fixture(scope="session")
+def copy_database() -> Iterator[Callable[[str], str]]:
+    """Factory: URL of a new database copied from the one at `url` (`create database ...
+    template`), all dropped at session end. Everything is copied as it is, row versions (xmin)
+    included, so a test can tell which rows its own build rewrote. The source must be one no
+    test writes to any more: its remaining connections (idle ones dbt left) are closed first,
+    as PostgreSQL copies only a database nobody is connected to."""
+    import os
+
+    server = os.environ["CRYPTO_DATABASE_URL"]
+    created: list[str] = []
+
+    def copy(url: str) -> str:
+        source = conninfo_to_dict(url)["dbname"]
+        name = f"crypto_dbt_{uuid.uuid4().hex[:10]}"
+        with psycopg.connect(server, autocommit=True) as admin:
+            admin.execute(
+                "select pg_terminate_backend(pid) from pg_stat_activity"
+                " where datname = %s and pid <> pg_backend_pid()",
+                (source,),
+            )
+            admin.execute(
+                sql.SQL("create database {} template {}").format(
+                    sql.Identifier(name), sql.Identifier(str(source))
+                )
+            )
+        created.append(name)
+        return url_for_database(server, name)
+
+    yield copy
     with psycopg.connect(server, autocommit=True) as admin:
         for name in created:
             admin.execute(

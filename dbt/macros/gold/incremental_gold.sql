@@ -12,11 +12,18 @@
         ) }} as ingested_at
 {%- endmacro %}
 
-{#- The first day of `daily_cte` holding rows at or after the `watermark` CTE: everything from
-    it on is recomputed, earlier days are final. -#}
+{#- The first day of `daily_cte` holding rows at or after the `watermark` CTE, or of a bronze
+    candle corrected or deleted since (macros/bronze_changes.sql: a deleted day leaves no row in
+    `daily_cte` to mark it): everything from it on is recomputed, earlier days are final. -#}
 {% macro gold_recompute_from(daily_cte) -%}
-    select min({{ daily_cte }}.date) as from_date
-    from {{ daily_cte }}
-    cross join watermark
-    where {{ daily_cte }}._source_ingested_at >= watermark.ingested_at
+    select min(changed.date) as from_date
+    from (
+        select {{ daily_cte }}.date
+        from {{ daily_cte }}
+        cross join watermark
+        where {{ daily_cte }}._source_ingested_at >= watermark.ingested_at
+        union all
+        select changed_candles.date
+        from ({{ changed_candle_days() }}) as changed_candles
+    ) as changed
 {%- endmacro %}

@@ -6,11 +6,14 @@
     leave (delisting, gaps) without a jump in the level. See _gold__models.yml for the fallback
     when market caps are missing.
 
-    Incremental: dates from the first day of daily_crypto_metrics ingested after the newest
-    `_source_ingested_at` already here are recomputed. The level continues from the stored
-    cumulative log return of the day before (the running sum starts from that exact value, so it
-    adds the same numbers in the same order as a full refresh), and the volatility window reads
-    the 29 stored index returns before it.
+    Incremental: dates from the first day of daily_crypto_metrics ingested after this table's
+    watermark, or of a bronze candle corrected or deleted since (gold_recompute_from), are
+    recomputed, after the pre-hook delete_changed_days removes the stored rows from a changed
+    candle's day on (a day left with no constituent return, or a category's first day deleted,
+    leaves no stale row). The level continues from the stored cumulative log return of the day
+    before (the running sum starts from that exact value, so it adds the same numbers in the
+    same order as a full refresh), and the volatility window reads the 29 stored index returns
+    before it.
 -#}
 {{
     config(
@@ -19,10 +22,14 @@
         incremental_strategy='delete+insert',
         on_schema_change='fail',
         indexes=[{'columns': ['category', 'date'], 'unique': true}],
+        pre_hook=["{{ delete_changed_days() }}"],
     )
 }}
 
 {%- set volatility_days = 30 %}{#- the 30 of volatility_30d -#}
+
+-- bronze's change log, read by the pre-hook and the incremental branch (macros/bronze_changes.sql)
+-- depends_on: {{ ref('stg_bronze__price_changes') }}
 
 with
 

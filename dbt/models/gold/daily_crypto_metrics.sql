@@ -4,9 +4,12 @@
     the day's close. See _gold__models.yml for every rule.
 
     Incremental: a symbol is recomputed from the first day touched by a silver candle or a market
-    snapshot ingested after the newest `_source_ingested_at` already here, with 30 days of context
-    before it (29 earlier returns for the volatility window + 1 close for the first return), so
-    every recomputed row equals a full refresh. Untouched symbols are not read past that filter.
+    snapshot ingested after this table's watermark, or holding a bronze candle corrected or
+    deleted since (bronze.price_changes; the pre-hook delete_changed_days first removes the
+    stored rows from that day on, so a day left without candles leaves gold), with 30 days of
+    context before it (29 earlier returns for the volatility window + 1 close for the first
+    return), so every recomputed row equals a full refresh. Untouched symbols are not read past
+    that filter.
 
     `_built_at` (start of the dbt invocation that wrote the row) scopes the scheduled builds'
     data tests to rows no passing run has tested (macros/tests/untested_rows.sql).
@@ -23,11 +26,15 @@
             {'columns': ['_source_ingested_at']},
             {'columns': ['_built_at']},
         ],
+        pre_hook=["{{ delete_changed_days(per_symbol=true) }}"],
         post_hook=["{{ analyze_built_at_once() }}"],
     )
 }}
 
 {%- set volatility_days = 30 %}{#- the 30 of volatility_30d -#}
+
+-- bronze's change log, read by the pre-hook and the incremental branch (macros/bronze_changes.sql)
+-- depends_on: {{ ref('stg_bronze__price_changes') }}
 
 with
 
@@ -96,6 +103,12 @@ changed_days as (
     from {{ ref('stg_bronze__market_data') }} as changed_snapshots
     cross join watermark
     where changed_snapshots._ingested_at >= watermark.ingested_at
+
+    union all
+
+    -- days of bronze candles corrected or deleted since (a deleted day has no silver row left)
+    select changed_candles.symbol, changed_candles.date
+    from ({{ changed_candle_days() }}) as changed_candles
 
 ),
 

@@ -4,9 +4,12 @@
     answer "how much does this token follow the market", at ~2 × 37 × 365 rows a year instead of
     the 703 pairs × 365 of the full matrix (which correlation_matrix gives for the latest day).
 
-    Incremental: dates from the first day of daily_crypto_metrics ingested after the newest
-    `_source_ingested_at` already here are recomputed, reading 29 days of returns before it; the
-    window is a date range, so every recomputed row sees exactly the rows a full refresh sees.
+    Incremental: dates from the first day of daily_crypto_metrics ingested after this table's
+    watermark, or of a bronze candle corrected or deleted since (gold_recompute_from), are
+    recomputed, reading 29 days of returns before it; the window is a date range, so every
+    recomputed row sees exactly the rows a full refresh sees. The pre-hook delete_changed_days
+    first removes the stored rows from a changed candle's day on, so a pair-day whose window a
+    deletion left short of observations goes too.
 
     `_built_at` (start of the dbt invocation that wrote the row) scopes the scheduled builds'
     data tests to rows no passing run has tested (macros/tests/untested_rows.sql).
@@ -23,6 +26,7 @@
             {'columns': ['_source_ingested_at']},
             {'columns': ['_built_at']},
         ],
+        pre_hook=["{{ delete_changed_days() }}"],
         post_hook=["{{ analyze_built_at_once() }}"],
     )
 }}
@@ -30,6 +34,9 @@
 {%- set anchors = var('gold_rolling_correlation_anchors', ['BTC', 'ETH']) %}
 {%- set window_days = 30 %}{#- the 30 of correlation_30d -#}
 {%- set min_coverage = var('gold_correlation_min_coverage', 0.8) %}
+
+-- bronze's change log, read by the pre-hook and the incremental branch (macros/bronze_changes.sql)
+-- depends_on: {{ ref('stg_bronze__price_changes') }}
 
 with
 

@@ -4,10 +4,14 @@
     times sqrt(candles per year), 365-day years. Cumulative figures run from the first candle of
     the (symbol, interval) series.
 
-    Incremental: from the earliest changed candle of each (symbol, interval) on; the 89 stored
-    candles before it are the volatility windows' context, and the running peak and maximum
-    drawdown continue from the last stored candle before it (max/min are exact), so this equals
-    a full refresh exactly.
+    Incremental: for each (symbol, interval) with candles of crypto_prices_cleaned newer than the
+    watermark, or with a bronze candle corrected or deleted since (bronze.price_changes), the
+    stored rows from the earliest such candle on are removed (pre-hook delete_changed_ranges,
+    macros/bronze_changes.sql) and recomputed; the 89 candles before it are the volatility
+    windows' context, and the running peak and maximum drawdown continue from the last stored
+    candle before it (max/min are exact), so this equals a full refresh exactly, deletions
+    included (a deleted first candle moves the base of the cumulative return: then the whole
+    series is recomputed).
 
     `_built_at` (start of the dbt invocation that wrote the row) scopes the scheduled builds'
     data tests to rows no passing run has tested (macros/tests/untested_rows.sql).
@@ -23,11 +27,17 @@
             {'columns': ['_last_ingested_at']},
             {'columns': ['_built_at']},
         ],
+        pre_hook=[
+            "{{ delete_changed_ranges(changed_or_deleted_partitions(ref('crypto_prices_cleaned'))) }}"
+        ],
         post_hook=["{{ analyze_built_at_once() }}"],
     )
 }}
 
 {%- set longest_window = 90 %}
+
+-- bronze's change log, read by the pre-hook and the incremental branch (macros/bronze_changes.sql)
+-- depends_on: {{ ref('stg_bronze__price_changes') }}
 
 with
 
@@ -50,7 +60,7 @@ prices as not materialized (
 
 changed as (
 
-    {{ changed_partitions(ref('crypto_prices_cleaned')) }}
+    {{ changed_or_deleted_partitions(ref('crypto_prices_cleaned')) }}
 
 ),
 

@@ -3,11 +3,15 @@
     crypto_prices_cleaned, over the candles in order (a gap is not bridged: the previous candle
     is the previous one that exists). Warm-up rows are null.
 
-    Incremental: from the earliest changed candle of each (symbol, interval) on, rolling windows
-    are recomputed with the 199 stored closes before it as context, and the recursive states
-    (EMA 12/26, MACD signal, RSI average gain/loss, stored in the `_*_state` columns) continue
-    from the last stored candle before it. The same float operations run in the same order as in
-    a full refresh, so the two are equal exactly.
+    Incremental: for each (symbol, interval) with candles of crypto_prices_cleaned newer than the
+    watermark, or with a bronze candle corrected or deleted since (bronze.price_changes), the
+    stored rows from the earliest such candle on are removed (pre-hook delete_changed_ranges,
+    macros/bronze_changes.sql) and recomputed: rolling windows with the 199 closes before it as
+    context, the recursive states (EMA 12/26, MACD signal, RSI average gain/loss, stored in the
+    `_*_state` columns) and the candle count continuing from the last stored candle before it.
+    A deleted candle thus leaves this table and the candles after it are counted and smoothed
+    without it. The same float operations run in the same order as in a full refresh, so the two
+    are equal exactly.
 
     `_built_at` (start of the dbt invocation that wrote the row) scopes the scheduled builds'
     data tests to rows no passing run has tested (macros/tests/untested_rows.sql).
@@ -23,11 +27,17 @@
             {'columns': ['_last_ingested_at']},
             {'columns': ['_built_at']},
         ],
+        pre_hook=[
+            "{{ delete_changed_ranges(changed_or_deleted_partitions(ref('crypto_prices_cleaned'))) }}"
+        ],
         post_hook=["{{ analyze_built_at_once() }}"],
     )
 }}
 
 {%- set longest_window = 200 %}
+
+-- bronze's change log, read by the pre-hook and the incremental branch (macros/bronze_changes.sql)
+-- depends_on: {{ ref('stg_bronze__price_changes') }}
 
 with
 
@@ -48,7 +58,7 @@ prices as not materialized (
 
 changed as (
 
-    {{ changed_partitions(ref('crypto_prices_cleaned')) }}
+    {{ changed_or_deleted_partitions(ref('crypto_prices_cleaned')) }}
 
 ),
 
