@@ -53,8 +53,8 @@ lint: venv ## ruff (lint + format check) and mypy
 	$(BIN)/ruff format --check src airflow scripts tests streamlit
 	$(BIN)/mypy
 
-bench: venv ## Loader throughput vs raw COPY vs to_sql; dbt full vs incremental build (today and 10x history); orchestrated cycle vs dbt CLI; portfolio optimiser speed; dashboard page times in Chromium; forecasting fit/predict times; synthetic market windows; stream close-to-bronze latency and consumer CPU; alert evaluation time; stream close-to-bronze latency and consumer CPU; alert evaluation time
-	$(WAREHOUSE); $(PY) scripts/bench_load.py && $(PY) scripts/bench_dbt.py --compare-scale && $(PY) scripts/bench_orchestration.py && $(PY) scripts/bench_portfolio.py && $(PY) scripts/bench_dashboard.py && $(PY) scripts/bench_ml.py && $(PY) scripts/bench_synthetic.py && $(PY) scripts/bench_stream.py && $(PY) scripts/bench_alerts.py && $(PY) scripts/bench_stream.py && $(PY) scripts/bench_alerts.py
+bench: venv ## Loader throughput vs raw COPY vs to_sql; dbt full vs incremental build (today and 10x history); orchestrated cycle vs dbt CLI; portfolio optimiser speed; dashboard page times in Chromium; forecasting fit/predict times; synthetic market windows; stream close-to-bronze latency and consumer CPU; alert evaluation time
+	$(WAREHOUSE); $(PY) scripts/bench_load.py && $(PY) scripts/bench_dbt.py --compare-scale && $(PY) scripts/bench_orchestration.py && $(PY) scripts/bench_portfolio.py && $(PY) scripts/bench_dashboard.py && $(PY) scripts/bench_ml.py && $(PY) scripts/bench_synthetic.py && $(PY) scripts/bench_stream.py && $(PY) scripts/bench_alerts.py
 
 # The local stack: every line of the Procfile, run by honcho in the background (scripts/stack.py).
 # EXECUTOR=celery adds the Procfile's celery-* workers (Redis as broker); ONLY='airflow-*' starts
