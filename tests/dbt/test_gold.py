@@ -93,7 +93,7 @@ def gold(
             conn.execute(
                 "insert into bronze.quarantine (_batch_id, source_api, dataset, symbol, reason, row_data)"
                 " values (%s, 'binance', 'ohlcv', 'DOGE', %s, %s)",
-                (uuid.uuid4(), reason, json.dumps({"symbol": "DOGEUSDT"})),
+                (uuid.uuid4(), reason, json.dumps({"symbol": "DOGEUSDT", "problem": reason})),
             )
     dbt = dbt_factory(url)
     dbt("build")
