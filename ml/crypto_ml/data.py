@@ -34,7 +34,7 @@ FEATURE_COLUMNS: tuple[str, ...] = (
 )  # fmt: skip
 
 
-def _read(url: str | None, query: sql.Composable, params: Sequence[Any]) -> pd.DataFrame:
+def _read(url: str | None, query: sql.Composed | sql.SQL, params: Sequence[Any]) -> pd.DataFrame:
     with connect(url or database_url()) as conn, conn.cursor() as cur:
         cur.execute(query, params)
         columns = [d.name for d in cur.description or []]

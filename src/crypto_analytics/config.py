@@ -338,9 +338,7 @@ class PortfolioConfig(StrictModel):
     @model_validator(mode="after")
     def _bounds_in_order(self) -> PortfolioConfig:
         if self.min_weight > self.max_weight:
-            raise ValueError(
-                f"min_weight {self.min_weight} is above max_weight {self.max_weight}"
-            )
+            raise ValueError(f"min_weight {self.min_weight} is above max_weight {self.max_weight}")
         if self.min_history_days > self.window_days:
             raise ValueError(
                 f"min_history_days {self.min_history_days} exceeds window_days {self.window_days}"

@@ -12,7 +12,8 @@ runner = CliRunner()
 
 
 def test_demo_lands_synthetic_data_and_prints_a_summary(warehouse_url):
-    result = runner.invoke(app, ["demo", "--days", "30", "--hourly-days", "2"])
+    # The data half only: the analytics steps need months of history (tests/ml, tests/dashboard).
+    result = runner.invoke(app, ["demo", "--days", "30", "--hourly-days", "2", "--no-analytics"])
     assert result.exit_code == 0, result.output
     assert "raw_crypto_prices" in result.output and "synthetic" in result.output
     assert "quarantined rows: 0" in result.output
@@ -32,8 +33,21 @@ def test_demo_lands_synthetic_data_and_prints_a_summary(warehouse_url):
 
 
 def test_backfill_twice_inserts_nothing_the_second_time(warehouse_url):
-    args = ["backfill", "--source", "synthetic", "--symbol", "BTC", "--interval", "1d",
-            "--dataset", "ohlcv", "--since", "2024-01-01", "--until", "2024-02-01"]
+    args = [
+        "backfill",
+        "--source",
+        "synthetic",
+        "--symbol",
+        "BTC",
+        "--interval",
+        "1d",
+        "--dataset",
+        "ohlcv",
+        "--since",
+        "2024-01-01",
+        "--until",
+        "2024-02-01",
+    ]
     first = runner.invoke(app, args)
     assert first.exit_code == 0, first.output
     assert "31 rows inserted" in first.output
@@ -47,8 +61,14 @@ def test_backfill_twice_inserts_nothing_the_second_time(warehouse_url):
         (["ingest", "--source", "nasdaq"], "unknown source 'nasdaq'"),
         (["ingest", "--source", "synthetic", "--symbol", "XYZ"], "unknown symbol 'XYZ'"),
         (["backfill", "--since", "last tuesday"], "--since 'last tuesday' is not a date"),
-        (["backfill", "--since", "2024-02-01", "--until", "2024-01-01", "--source", "synthetic"], "must be before"),
-        (["ingest", "--source", "synthetic", "--dataset", "trades"], "unknown dataset 'trades'; choose from: ohlcv, market, orderbook"),
+        (
+            ["backfill", "--since", "2024-02-01", "--until", "2024-01-01", "--source", "synthetic"],
+            "must be before",
+        ),
+        (
+            ["ingest", "--source", "synthetic", "--dataset", "trades"],
+            "unknown dataset 'trades'; choose from: ohlcv, market, orderbook",
+        ),
     ],
 )
 def test_bad_input_exits_1_naming_the_problem(warehouse_url, args, message):
@@ -109,8 +129,14 @@ def test_replay_of_a_source_the_lake_does_not_hold_lists_what_it_holds(warehouse
             {"CRYPTO_INGESTION__DEFAULT_SOURCES": "synthetic"},
             "error: CRYPTO_INGESTION__DEFAULT_SOURCES='synthetic' is not JSON",
         ),
-        ({"CRYPTO_INGESTON__MAX_RETRIES": "3"}, "error: unknown setting CRYPTO_INGESTON__MAX_RETRIES"),
-        ({"CRYPTO_INGESTION__MAX_RETRIES": "many"}, "error: invalid configuration: ingestion.max_retries"),
+        (
+            {"CRYPTO_INGESTON__MAX_RETRIES": "3"},
+            "error: unknown setting CRYPTO_INGESTON__MAX_RETRIES",
+        ),
+        (
+            {"CRYPTO_INGESTION__MAX_RETRIES": "many"},
+            "error: invalid configuration: ingestion.max_retries",
+        ),
     ],
 )
 def test_settings_mistakes_are_one_red_line(warehouse_url, monkeypatch, env, message):
