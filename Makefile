@@ -42,15 +42,15 @@ demo: venv ## Offline end to end: warehouse, synthetic ingestion, summary
 	$(CLI) demo
 
 test: venv ## The full test suite (integration tests use CRYPTO_DATABASE_URL or the embedded server)
-	$(BIN)/ruff check src airflow scripts tests streamlit
+	$(BIN)/ruff check src ml airflow scripts tests streamlit
 	$(WAREHOUSE); $(PY) scripts/stack.py dbt-parse && $(BIN)/pytest -q
 
 test-unit: venv ## Only the tests that need no database
 	$(BIN)/pytest -q -m "not integration"
 
 lint: venv ## ruff (lint + format check) and mypy
-	$(BIN)/ruff check src airflow scripts tests streamlit
-	$(BIN)/ruff format --check src airflow scripts tests streamlit
+	$(BIN)/ruff check src ml airflow scripts tests streamlit
+	$(BIN)/ruff format --check src ml airflow scripts tests streamlit
 	$(BIN)/mypy
 
 bench: venv ## Loader throughput vs raw COPY vs to_sql; dbt full vs incremental build (today and 10x history); orchestrated cycle vs dbt CLI; portfolio optimiser speed; dashboard page times in Chromium; forecasting fit/predict times; synthetic market windows; stream close-to-bronze latency and consumer CPU; alert evaluation time
