@@ -8,6 +8,7 @@ proves the watcher wiring (build, sensors, announcer) end to end without a sched
 
 from __future__ import annotations
 
+import copy
 from datetime import date
 
 import pytest
@@ -27,6 +28,26 @@ BRONZE_CONF = {
     "since": "2024-01-01T00:00:00",
     "until": "2024-03-01T00:00:00",
 }
+
+
+def _serial(dag):
+    """A copy of `dag` whose watcher sensors come after their layer's build.
+
+    A scheduler runs the build and its sensors at once: each sensor defers until the build
+    reports its model. dag.test() runs one task at a time in task-id order, so a sensor named
+    before `dbt_producer_watcher` would wait inline for a build that never starts.
+    """
+    producers = [t for t in dag.tasks if t.task_id.endswith(".dbt_producer_watcher")]
+    if not producers:  # (a DAG with mapped tasks, bronze, cannot be deep-copied)
+        return dag
+    dag = copy.deepcopy(dag)
+    producers = [dag.task_dict[p.task_id] for p in producers]
+    for producer in producers:
+        group = producer.task_id.rsplit(".", 1)[0] + "."
+        for task in dag.tasks:
+            if task.task_id.startswith(group) and task is not producer and hasattr(task, "poke"):
+                producer >> task
+    return dag
 
 
 def _emitted(run) -> list[str]:
@@ -57,7 +78,7 @@ def test_bronze_silver_gold_chain_lands_gold_rows(warehouse_url, dag_bag, airflo
     # values through monkeypatch first makes them go away after the test.
     for name, value in dbt_env(warehouse_url).items():
         monkeypatch.setenv(name, value)
-    dags = {dag_id: dag_bag.dags[dag_id] for dag_id in dag_bag.dag_ids}
+    dags = {dag_id: _serial(dag_bag.dags[dag_id]) for dag_id in dag_bag.dag_ids}
     for dag in dags.values():
         for task in dag.tasks:
             monkeypatch.setattr(task, "retries", 0)
