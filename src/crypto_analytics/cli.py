@@ -330,8 +330,8 @@ def _demo_analytics(run_date: date) -> None:
     from crypto_ml.forecasting.cli import train as ml_train
     from crypto_ml.portfolio.cli import run_optimize
 
-    # Reduced (ml.demo: 2 folds of 14 days, 3 LSTM epochs, 40 boosting iterations, 50 Prophet
-    # interval samples), so the demo ends with forecasts for the whole universe in minutes.
+    # Reduced (ml.demo: 2 folds of 14 days, 3 LSTM epochs, 40 boosting iterations), so the demo
+    # ends with forecasts for the whole universe in minutes.
     typer.echo("forecasting: reduced training (ml.demo), MLflow registry, predictions...")
     ml_train(symbol=None, as_of=None, demo=True, predict_after=True)
     typer.echo(f"optimising the portfolio for {run_date} (strategies, frontier, backtest)...")

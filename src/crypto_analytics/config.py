@@ -365,8 +365,6 @@ class MlProphetConfig(StrictModel):
     #: Prophet fits on at most this many recent days (0.5 s per 2,000 points; older data rarely helps).
     history_days: int = Field(1095, ge=90)
     changepoint_prior_scale: float = Field(0.05, gt=0)
-    #: Monte Carlo draws for Prophet's intervals: fewer is faster and noisier.
-    uncertainty_samples: int = Field(200, ge=20)
 
 
 class MlLstmConfig(StrictModel):
@@ -392,6 +390,9 @@ class MlGbmConfig(StrictModel):
     max_leaf_nodes: int = Field(15, ge=2)
     min_samples_leaf: int = Field(100, ge=1)
     history_days: int = Field(1095, ge=120)
+    #: Conformalised quantiles: the newest origins of this many days (or ml.min_calibration_periods
+    #: horizons, if longer) are held out to measure the tail models' miss (boosting.py).
+    calibration_days: int = Field(365, ge=30)
     #: Permutation feature importance repeats (on the last fold's held-out rows).
     permutation_repeats: int = Field(5, ge=1)
 
@@ -432,7 +433,6 @@ class MlDemoConfig(StrictModel):
     fold_days: int = Field(14, ge=1)
     lstm_epochs: int = Field(3, ge=1)
     gbm_max_iter: int = Field(40, ge=10)
-    prophet_uncertainty_samples: int = Field(50, ge=20)
     permutation_repeats: int = Field(2, ge=1)
 
 
@@ -447,8 +447,13 @@ class MlConfig(StrictModel):
     min_history_days: MlMinHistoryConfig = MlMinHistoryConfig()
     #: A token whose newest close is older than this (days before the newest in gold) is skipped.
     stale_after_days: int = Field(3, ge=0)
-    #: Naive/drift intervals: empirical h-day changes over this many recent days.
+    #: Naive/drift/Prophet intervals: empirical h-day changes over this many recent days (or
+    #: min_calibration_periods horizons, if longer); drift's mean change over this many.
     empirical_window_days: int = Field(365, ge=60)
+    #: Interval calibration reads scores spanning at least this many non-overlapping h-day
+    #: periods (20: a 95 % split-conformal quantile needs 19): look-backs are at least this many
+    #: horizons long, and the ensemble falls back to the random walk's errors below it.
+    min_calibration_periods: int = Field(20, ge=1)
     #: CPU threads for torch, BLAS and OpenMP. 1 by default: they busy-wait, and on a loaded
     #: 2-core machine (Airflow, Postgres) 2 threads made an LSTM batch and a boosting fit ~10x
     #: slower than 1 (measured); raise it on a machine the models have to themselves.

@@ -2,12 +2,17 @@
 
 Every other model is judged against `naive` (MASE = MAE / naive MAE on the same points).
 
-Both read the empirical distribution of h-day log-price changes over the last
-ml.empirical_window_days before each origin (overlapping changes; a change spanning a missing day
-is not formed, so gaps are never filled). naive: point = the origin's close, quantiles = the
-changes' quantiles with their mean removed (no drift). drift: point = close × exp(mean h-day
-change), quantiles = the changes' quantiles as they are. At least MIN_CHANGES changes are needed
-for an interval; before that the interval is missing, not guessed.
+Points: naive = the origin's close; drift = close × exp(mean h-day change over the last
+ml.empirical_window_days), which needs MIN_CHANGES changes (before that: no drift forecast).
+
+Intervals (calibration.empirical_offsets): the quantiles of the token's own h-day moves that had
+ended by the origin, each in units of the volatility at its own start (sigma × sqrt(h)), less
+their mean, times today's sigma × sqrt(h). Two reasons. Volatility clusters, so a move measured
+against the volatility of its time says more about tomorrow's than a raw move from a calm or a
+wild month; and the look-back is at least ml.min_calibration_periods horizons long (600 days at
+30 days ahead), because a year holds only twelve non-overlapping 30-day moves, too few for a
+2.5 % quantile. A change spanning a missing day is never formed (gaps are not filled); with fewer
+than MIN_CHANGES moves or no sigma the interval is missing, not guessed.
 """
 
 from __future__ import annotations
@@ -17,14 +22,20 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from numpy.lib.stride_tricks import sliding_window_view
 
 from crypto_ml.forecasting.base import FitResult, Origins
+from crypto_ml.forecasting.calibration import (
+    MIN_CHANGES,
+    calibration_window,
+    empirical_offsets,
+    trailing_windows,
+)
 from crypto_ml.forecasting.forecasts import QUANTILE_LEVELS, concat_forecasts, make_forecasts
 from crypto_ml.forecasting.panel import Panel
 from crypto_ml.forecasting.policy import training_skip
 
-MIN_CHANGES = 30
+#: The interval columns and their levels (the point is the model's own centre).
+INTERVAL_LEVELS = [(c, q) for c, q in QUANTILE_LEVELS.items() if c != "point"]
 
 
 @dataclass(frozen=True)
@@ -33,42 +44,38 @@ class RandomWalkModel:
     symbols: list[str]
     window_days: int
     with_drift: bool
+    min_periods: int = 20
 
     def forecast(self, panel: Panel, origins: Origins, horizons: Sequence[int]) -> pd.DataFrame:
-        levels = [(c, q) for c, q in QUANTILE_LEVELS.items() if c != "point"]
         frames = []
         for symbol, days in origins.items():
             if symbol not in self.symbols or symbol not in panel or len(days) == 0:
                 continue
-            log_close = panel[symbol].frame["log_close"]
+            token = panel[symbol]
+            log_close = token.frame["log_close"]
             position = log_close.index.get_indexer(days)
             base = log_close.to_numpy()[position]
             for horizon in horizons:
-                windows = trailing_windows(
-                    (log_close - log_close.shift(horizon)).to_numpy(), position, self.window_days
-                )
-                enough = np.isfinite(windows).sum(axis=1) >= MIN_CHANGES
-                mean = np.full(len(position), np.nan)
-                spread = np.full((len(levels), len(position)), np.nan)
-                if enough.any():
-                    mean[enough] = np.nanmean(windows[enough], axis=1)
-                    spread[:, enough] = (
-                        np.nanquantile(windows[enough], [q for _, q in levels], axis=1)
-                        - mean[enough]
-                    )
-                centre = base + np.nan_to_num(mean) if self.with_drift else base.copy()
+                centre = base.copy()
                 if self.with_drift:
-                    centre[~enough] = np.nan  # no drift estimate yet: no forecast
+                    changes = trailing_windows(
+                        (log_close - log_close.shift(horizon)).to_numpy(), position,
+                        self.window_days,
+                    )  # fmt: skip
+                    known = np.isfinite(changes).sum(axis=1) >= MIN_CHANGES
+                    centre = np.full(len(position), np.nan)  # no drift estimate yet: no forecast
+                    if known.any():
+                        centre[known] = base[known] + np.nanmean(changes[known], axis=1)
+                window = calibration_window(self.window_days, horizon, self.min_periods)
+                offsets, _ = empirical_offsets(
+                    token, position, horizon, [q for _, q in INTERVAL_LEVELS], window
+                )
                 quantiles = {"point": centre}
-                quantiles.update({c: centre + spread[k] for k, (c, _) in enumerate(levels)})
+                quantiles.update(
+                    {c: centre + offsets[k] for k, (c, _) in enumerate(INTERVAL_LEVELS)}
+                )
                 frames.append(make_forecasts(symbol, days, horizon, base, quantiles))
         return concat_forecasts(frames)
-
-
-def trailing_windows(values: np.ndarray, positions: np.ndarray, window: int) -> np.ndarray:
-    """(len(positions), window): values[p - window + 1 .. p] for each p, NaN before the start."""
-    padded = np.concatenate([np.full(window - 1, np.nan), values])
-    return sliding_window_view(padded, window)[positions]
 
 
 @dataclass(frozen=True)
@@ -78,6 +85,7 @@ class RandomWalk:
     with_drift: bool
     window_days: int
     min_history: int
+    min_periods: int = 20
     per_symbol: bool = True
 
     @property
@@ -95,5 +103,7 @@ class RandomWalk:
                 skips.append(skip)
             else:
                 fitted.append(symbol)
-        model = RandomWalkModel(self.name, fitted, self.window_days, self.with_drift)
+        model = RandomWalkModel(
+            self.name, fitted, self.window_days, self.with_drift, self.min_periods
+        )
         return FitResult(model, skips)

@@ -7,6 +7,19 @@ forecast multiplies back. Crossing quantiles are sorted (monotone rearrangement)
 need their target inside the training panel (cut at the cut-off) and a known sigma; features may
 be NaN (gaps, warm-up) and are routed natively, never imputed.
 
+Intervals are conformalised (CQR: Romano, Patterson & Candès, "Conformalized Quantile
+Regression", 2019), because the raw quantile models are over-confident out of sample: on three
+half-year windows of real history their 80 % intervals covered 63-76 % and their 95 % ones
+73-91 %. At a cut-off c, per horizon h, the most recent calibration_window(gbm.calibration_days,
+h, ml.min_calibration_periods) days of origins (365 at 1 and 7 days, 600 at 30) are held out;
+the tail models are fitted again on origins at least h days older (no training target overlaps
+a held-out one), their conformity scores max(q_lo - z, z - q_hi) on the held-out rows give the
+split-conformal correction Q per interval, and the production models (fitted on every row)
+forecast [q_lo - Q, q_hi + Q]. Using the correction measured on the smaller fit for the full one
+is the usual practical compromise (the full fit's tails are, if anything, less over-confident).
+Too little history for a held-out window of that many periods and a training set before it: that
+horizon has no interval (logged), never an uncorrected one.
+
 Permutation feature importance (scikit-learn) is computed on the median model against held-out
 rows (the last fold's origins, targets after the cut-off) and saved for the dashboard.
 """
@@ -22,8 +35,15 @@ import numpy as np
 import pandas as pd
 
 from crypto_ml.forecasting.base import FitResult, Origins
+from crypto_ml.forecasting.calibration import calibration_periods, calibration_window
+from crypto_ml.forecasting.conformal import conformal_radius
 from crypto_ml.forecasting.features import FEATURE_NAMES, token_features
-from crypto_ml.forecasting.forecasts import QUANTILE_LEVELS, concat_forecasts, make_forecasts
+from crypto_ml.forecasting.forecasts import (
+    INTERVALS,
+    QUANTILE_LEVELS,
+    concat_forecasts,
+    make_forecasts,
+)
 from crypto_ml.forecasting.panel import Panel
 from crypto_ml.forecasting.policy import Skip, training_skip
 from crypto_ml.forecasting.threads import limited_threads
@@ -31,6 +51,7 @@ from crypto_ml.forecasting.threads import limited_threads
 log = logging.getLogger(__name__)
 
 QUANTILE_COLUMNS = list(QUANTILE_LEVELS)
+TAIL_COLUMNS = [c for c in QUANTILE_COLUMNS if c != "point"]
 
 
 def scaled_rows(
@@ -68,6 +89,9 @@ class GbmModel:
     #: The features the models were fitted on: FEATURE_NAMES less those with fewer than two
     #: distinct values in the training rows (all missing, or constant, e.g. no market cap).
     features: list[str] = field(default_factory=lambda: list(FEATURE_NAMES))
+    #: (horizon, coverage percent) -> the CQR correction Q in units of sigma × sqrt(h); a pair
+    #: missing here has no interval. None: fitted before conformalisation (quantiles as fitted).
+    corrections: dict[tuple[int, int], float] | None = None
     family: str = "gbm"
 
     def forecast(self, panel: Panel, origins: Origins, horizons: Sequence[int]) -> pd.DataFrame:
@@ -90,7 +114,7 @@ class GbmModel:
                 z = np.column_stack(
                     [self.models[(h, c)].predict(features) for c in QUANTILE_COLUMNS]  # type: ignore[attr-defined]
                 )
-                z = np.sort(z, axis=1)
+                z = self._calibrated(h, np.sort(z, axis=1))
                 step = rows["sigma"].to_numpy() * math.sqrt(h)
                 base = rows["base"].to_numpy()
                 for symbol in symbols:
@@ -105,6 +129,20 @@ class GbmModel:
                     frames.append(make_forecasts(symbol, days, h, base[mine], quantiles))
         return concat_forecasts(frames)
 
+    def _calibrated(self, horizon: int, z: np.ndarray) -> np.ndarray:
+        """Sorted quantiles (rows) widened by the CQR corrections; NaN where none was measured."""
+        if self.corrections is None:
+            return z
+        out = z.copy()
+        for coverage, (lower, upper) in INTERVALS.items():
+            lo, hi = QUANTILE_COLUMNS.index(lower), QUANTILE_COLUMNS.index(upper)
+            q = self.corrections.get((horizon, coverage))
+            out[:, lo] = z[:, lo] - q if q is not None else np.nan
+            out[:, hi] = z[:, hi] + q if q is not None else np.nan
+        finite = np.isfinite(out).all(axis=1)
+        out[finite] = np.sort(out[finite], axis=1)  # a negative Q can make levels cross
+        return out
+
 
 @dataclass(frozen=True)
 class GbmFamily:
@@ -118,12 +156,65 @@ class GbmFamily:
     seed: int
     threads: int
     periods_per_year: int
+    calibration_days: int = 365
+    min_periods: int = 20
     name: str = "gbm"
     per_symbol: bool = False
 
-    def fit(self, panel: Panel, cutoff: pd.Timestamp, symbols: Sequence[str]) -> FitResult:
+    def _model(self, level: float):  # noqa: ANN202 - a scikit-learn estimator
         from sklearn.ensemble import HistGradientBoostingRegressor
 
+        return HistGradientBoostingRegressor(
+            loss="quantile",
+            quantile=level,
+            max_iter=self.max_iter,
+            learning_rate=self.learning_rate,
+            max_leaf_nodes=self.max_leaf_nodes,
+            min_samples_leaf=self.min_samples_leaf,
+            early_stopping=False,
+            random_state=self.seed,
+        )
+
+    def conformal_corrections(
+        self, train: pd.DataFrame, features: list[str], horizon: int, cutoff: pd.Timestamp
+    ) -> dict[int, float]:
+        """CQR corrections per coverage for one horizon (module docstring); {} when the history
+        holds no held-out window of min_periods periods with a training set before it."""
+        window = calibration_window(self.calibration_days, horizon, self.min_periods)
+        dates = train.index.get_level_values("date")
+        held_out = train.loc[dates > cutoff - pd.Timedelta(days=horizon + window)]
+        before = train.loc[dates <= cutoff - pd.Timedelta(days=2 * horizon + window)]
+        periods = calibration_periods(held_out.index.get_level_values("date"), horizon)
+        if periods < self.min_periods or len(before) < 2 * self.min_samples_leaf:
+            log.info(
+                "gbm: %d days ahead: a held-out window of %.1f periods (%d needed) and %d "
+                "training rows before it: no calibrated interval", horizon, periods,
+                self.min_periods, len(before),
+            )  # fmt: skip
+            return {}
+        # a feature can vary over all training rows yet be constant or missing in the older ones
+        # (a long indicator's warm-up): scikit-learn cannot bin it, so this fit leaves it out
+        varied = [f for f in features if before[f].nunique(dropna=True) >= 2]
+        if not varied:
+            log.info("gbm: %d days ahead: no feature varies before the held-out window", horizon)
+            return {}
+        x, z = before[varied].to_numpy(), before[f"z_{horizon}"].to_numpy()
+        tails = {c: self._model(QUANTILE_LEVELS[c]).fit(x, z) for c in TAIL_COLUMNS}
+        x_held = held_out[varied].to_numpy()
+        z_held = held_out[f"z_{horizon}"].to_numpy()
+        predicted = np.sort(
+            np.column_stack([tails[c].predict(x_held) for c in TAIL_COLUMNS]), axis=1
+        )
+        columns = {c: predicted[:, k] for k, c in enumerate(TAIL_COLUMNS)}
+        out = {}
+        for coverage, (lower, upper) in INTERVALS.items():
+            scores = np.maximum(columns[lower] - z_held, z_held - columns[upper])
+            q = conformal_radius(scores, coverage / 100)
+            if q is not None:
+                out[coverage] = q
+        return out
+
+    def fit(self, panel: Panel, cutoff: pd.Timestamp, symbols: Sequence[str]) -> FitResult:
         panel = panel.truncate(cutoff)  # targets after the cut-off do not exist for the fit
         skips: list[Skip] = []
         usable = []
@@ -147,6 +238,7 @@ class GbmFamily:
             dropped = sorted(set(FEATURE_NAMES) - set(features))
             if dropped:
                 log.info("gbm: features without variation in the training rows: %s", dropped)
+        corrections: dict[tuple[int, int], float] = {}
         with limited_threads(self.threads):
             for h in self.horizons:
                 if rows.empty:
@@ -157,21 +249,14 @@ class GbmFamily:
                     continue
                 x, y = train[features].to_numpy(), train[f"z_{h}"].to_numpy()
                 for column, level in QUANTILE_LEVELS.items():
-                    model = HistGradientBoostingRegressor(
-                        loss="quantile",
-                        quantile=level,
-                        max_iter=self.max_iter,
-                        learning_rate=self.learning_rate,
-                        max_leaf_nodes=self.max_leaf_nodes,
-                        min_samples_leaf=self.min_samples_leaf,
-                        early_stopping=False,
-                        random_state=self.seed,
-                    )
-                    models[(h, column)] = model.fit(x, y)
+                    models[(h, column)] = self._model(level).fit(x, y)
+                for coverage, q in self.conformal_corrections(train, features, h, cutoff).items():
+                    corrections[(h, coverage)] = q
         fitted = sorted(usable) if models else []
         model = GbmModel(
-            fitted, list(self.horizons), models, self.periods_per_year, self.threads, features
-        )
+            fitted, list(self.horizons), models, self.periods_per_year, self.threads, features,
+            corrections,
+        )  # fmt: skip
         return FitResult(model, skips)
 
 

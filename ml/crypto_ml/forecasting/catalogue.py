@@ -26,14 +26,16 @@ def price_family(name: str, ml: MlConfig) -> ModelFamily:
             with_drift=name == "drift",
             window_days=ml.empirical_window_days,
             min_history=getattr(history, name),
+            min_periods=ml.min_calibration_periods,
         )
     if name == "prophet":
         return ProphetFamily(
             min_history=history.prophet,
             history_days=ml.prophet.history_days,
             changepoint_prior_scale=ml.prophet.changepoint_prior_scale,
-            uncertainty_samples=ml.prophet.uncertainty_samples,
             seed=ml.seed,
+            window_days=ml.empirical_window_days,
+            min_periods=ml.min_calibration_periods,
         )
     if name == "lstm":
         return LstmFamily(
@@ -62,6 +64,8 @@ def price_family(name: str, ml: MlConfig) -> ModelFamily:
             seed=ml.seed,
             threads=ml.threads,
             periods_per_year=PERIODS_PER_YEAR,
+            calibration_days=ml.gbm.calibration_days,
+            min_periods=ml.min_calibration_periods,
         )
     raise InvalidInput(f"unknown model family {name!r}; choose from {', '.join(BASE_FAMILIES)}")
 

@@ -7,26 +7,56 @@ ml.ensemble.calibration_days before c):
   missing for a token or an origin is left out and the others renormalised);
 - the ensemble point is the weighted mean of the members' log-price points;
 - the radius of each central interval (80 %, 95 %) is the split-conformal quantile
-  (conformal.py) of the ensemble's own errors in units of sigma × sqrt(h), pooled over tokens per
-  horizon; the interval is point ± radius × sigma × sqrt(h) with sigma the token's trailing daily
-  volatility at the origin. Too few residuals for a level: no interval, never a guess.
-The weights and radii come from the same residuals (5 weights are a negligible fit), and in the
-backtest fold k uses only folds before it, so the ensemble is scored from the second fold on.
+  (conformal.py) of nonconformity scores |realised - point| / (sigma × sqrt(h)), sigma the
+  token's trailing daily volatility at the origin, pooled over tokens per horizon; the interval
+  is point ± radius × sigma × sqrt(h).
+Which scores (`Calibration.source`): the ensemble's own validation residuals when their origins
+span at least ml.min_calibration_periods non-overlapping h-day periods (calibration.py says why
+periods, not points); otherwise `random_walk`, the random walk's errors in the same units over
+the last max(calibration_days, min_periods × h) days, every token pooled (calibration.
+random_walk_scores) — the ensemble's errors are taken to be the random walk's, which its MASE
+near 1 supports and which is stated wherever the intervals are reported. At 30 days the own
+residuals of a six-fold backtest span about five periods, so 30-day intervals come from the
+random walk in production; at 1 day they are the ensemble's own from the first fold on. No
+score at all: no interval, never a guess.
+The weights and own radii come from the same residuals (5 weights are a negligible fit), and in
+the backtest fold k uses only targets known at its cut-off, so the ensemble is scored from the
+second fold on.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
+from crypto_ml.forecasting.calibration import ScoreSet, calibration_periods
 from crypto_ml.forecasting.conformal import conformal_radius, normalised_scores
 from crypto_ml.forecasting.forecasts import FORECAST_COLUMNS, INTERVALS, empty_forecasts
+
+log = logging.getLogger(__name__)
 
 #: Floor of a member's MAE when weighting (a constant series' naive MAE is 0).
 MAE_FLOOR = 1e-12
 KEY = ["symbol", "origin", "horizon"]
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Where one horizon's conformal radii came from."""
+
+    #: "validation" (the ensemble's own residuals), "random_walk" (the fallback) or "none"
+    source: str
+    #: scores the radii were read from
+    n_scores: int
+    #: non-overlapping h-day periods those scores span
+    periods: float
+    #: own validation scores available, and the periods they span (what decided the source)
+    n_validation: int
+    validation_periods: float
 
 
 @dataclass
@@ -36,7 +66,7 @@ class EnsembleState:
     weights: pd.DataFrame
     #: (horizon, coverage percent) -> radius in units of sigma × sqrt(h), or None
     radii: dict[tuple[int, int], float | None]
-    n_calibration: dict[int, int]
+    calibration: dict[int, Calibration] = field(default_factory=dict)
     family: str = "ensemble"
 
     @property
@@ -62,10 +92,20 @@ def combine_points(members: pd.DataFrame, weights: pd.DataFrame) -> pd.DataFrame
 
 
 def fit_ensemble(
-    scored: pd.DataFrame, cutoff: pd.Timestamp, calibration_days: int, members: list[str]
+    scored: pd.DataFrame,
+    cutoff: pd.Timestamp,
+    calibration_days: int,
+    members: list[str],
+    *,
+    min_periods: int,
+    fallback: Mapping[int, ScoreSet],
 ) -> EnsembleState:
     """Weights and conformal radii from member forecasts with `y` (realised log close) and
-    `sigma` (daily volatility at the origin), using targets up to `cutoff` only."""
+    `sigma` (daily volatility at the origin), using targets up to `cutoff` only.
+
+    `fallback` maps each horizon to the random walk's scores known at the cut-off
+    (calibration.random_walk_scores); a horizon whose own residuals span fewer than
+    `min_periods` periods is calibrated on them."""
     usable = scored.loc[
         scored["model"].isin(members)
         & (scored["target_date"] <= cutoff)
@@ -82,17 +122,31 @@ def fit_ensemble(
     truth = usable.drop_duplicates(KEY).loc[:, [*KEY, "y", "sigma"]]
     points = points.merge(truth, on=KEY, how="left")
     radii: dict[tuple[int, int], float | None] = {}
-    counts: dict[int, int] = {}
-    for _, rows in points.groupby("horizon"):
-        h = int(rows["horizon"].iloc[0])
-        scores = normalised_scores(
+    calibration: dict[int, Calibration] = {}
+    horizons = sorted({*fallback, *(int(h) for h in points["horizon"].unique())})
+    for h in horizons:
+        rows = points.loc[points["horizon"] == h]
+        own = normalised_scores(
             rows["y"].to_numpy(), rows["point"].to_numpy(), rows["sigma"].to_numpy(),
             rows["horizon"].to_numpy(),
         )  # fmt: skip
-        counts[h] = int(np.isfinite(scores).sum())
+        finite = np.isfinite(own)
+        own_periods = calibration_periods(rows["origin"].loc[finite], h)
+        if own_periods >= min_periods:
+            source, scores, periods = "validation", own[finite], own_periods
+        else:
+            rw = fallback.get(h, ScoreSet(np.empty(0), 0.0))
+            scores = rw.scores[np.isfinite(rw.scores)]
+            source, periods = ("random_walk" if len(scores) else "none"), rw.periods
+        calibration[h] = Calibration(source, len(scores), periods, int(finite.sum()), own_periods)
         for coverage in INTERVALS:
             radii[(h, coverage)] = conformal_radius(scores, coverage / 100)
-    return EnsembleState(sorted(members), weights, radii, counts)
+        log.info(
+            "ensemble at %s, %d days ahead: radii from %s (%d scores; own residuals: %d over "
+            "%.1f periods, %d needed)", cutoff.date(), h, source, len(scores), int(finite.sum()),
+            own_periods, min_periods,
+        )  # fmt: skip
+    return EnsembleState(sorted(members), weights, radii, calibration)
 
 
 def ensemble_forecasts(state: EnsembleState, members: pd.DataFrame) -> pd.DataFrame:

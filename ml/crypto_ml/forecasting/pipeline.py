@@ -19,7 +19,7 @@ import pickle
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,7 @@ from crypto_ml.forecasting.backtest import (
     run_volatility,
 )
 from crypto_ml.forecasting.baselines import RandomWalkModel
+from crypto_ml.forecasting.calibration import random_walk_fallback
 from crypto_ml.forecasting.catalogue import (
     ENSEMBLE,
     VOLATILITY,
@@ -84,9 +85,6 @@ def effective_ml(settings: Settings, demo: bool) -> MlConfig:
                     "max_iter": reduced.gbm_max_iter,
                     "permutation_repeats": reduced.permutation_repeats,
                 }
-            ),
-            "prophet": ml.prophet.model_copy(
-                update={"uncertainty_samples": reduced.prophet_uncertainty_samples}
             ),
         }
     )
@@ -303,11 +301,10 @@ def merge_fitted(parts: list[Any]) -> Any:
     if len(parts) == 1:
         return first
     if isinstance(first, RandomWalkModel):
-        symbols = sorted({s for p in parts for s in p.symbols})
-        return RandomWalkModel(first.family, symbols, first.window_days, first.with_drift)
+        return replace(first, symbols=sorted({s for p in parts for s in p.symbols}))
     if isinstance(first, ProphetModel):
         models = {k: v for p in parts for k, v in p.models_json.items()}
-        return ProphetModel(sorted(models), models, first.seed)
+        return replace(first, symbols=sorted(models), models_json=models, _loaded={})
     if isinstance(first, GarchModel):
         params = {k: v for p in parts for k, v in p.params.items()}
         return GarchModel(sorted(params), params, first.history_days)
@@ -344,16 +341,29 @@ def _add_timing(timings: dict[str, Timing], family: str, timing: Timing) -> None
 
 
 def ensemble_backtest(
-    scored_members: pd.DataFrame, plan: list[Fold], calibration_days: int, members: list[str]
+    scored_members: pd.DataFrame, plan: list[Fold], panel: Panel, members: list[str], ml: MlConfig
 ) -> pd.DataFrame:
-    """The ensemble's forecasts in folds 2.., each calibrated on the folds before it."""
+    """The ensemble's forecasts in folds 2.., each calibrated on what its cut-off knew."""
     frames = []
     for fold in plan[1:]:
-        state = fit_ensemble(scored_members, fold.cutoff, calibration_days, members)
+        state = fit_ensemble_at(scored_members, fold.cutoff, panel, members, ml)
         current = scored_members.loc[scored_members["fold"] == fold.number]
         frames.append(ensemble_forecasts(state, current).assign(fold=fold.number))
     frames = [f for f in frames if not f.empty]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def fit_ensemble_at(
+    scored: pd.DataFrame, cutoff: pd.Timestamp, panel: Panel, members: list[str], ml: MlConfig
+) -> EnsembleState:
+    """fit_ensemble at a cut-off, with the random walk's scores known then as its fallback."""
+    fallback = random_walk_fallback(
+        panel, cutoff, list(ml.horizons), ml.ensemble.calibration_days, ml.min_calibration_periods
+    )
+    return fit_ensemble(
+        scored, cutoff, ml.ensemble.calibration_days, members,
+        min_periods=ml.min_calibration_periods, fallback=fallback,
+    )  # fmt: skip
 
 
 def build_evaluation(
@@ -386,11 +396,11 @@ def build_evaluation(
     state = None
     if ENSEMBLE in ml.families and len(plan) > 1:
         started = time.perf_counter()
-        ens = ensemble_backtest(scored, plan, ml.ensemble.calibration_days, members)
+        ens = ensemble_backtest(scored, plan, panel, members, ml)
         if not ens.empty:
             scored = pd.concat([scored, attach_truth(ens.assign(model=ENSEMBLE), panel)],
                                ignore_index=True)  # fmt: skip
-        state = fit_ensemble(scored, panel.as_of, ml.ensemble.calibration_days, members)
+        state = fit_ensemble_at(scored, panel.as_of, panel, members, ml)
         _add_timing(timings, ENSEMBLE, Timing(time.perf_counter() - started, 0.0, len(plan)))
         fitted[ENSEMBLE] = state
     cutoffs = {f.number: f.cutoff.date() for f in plan}

@@ -38,20 +38,25 @@ log = logging.getLogger(__name__)
 
 #: What each family cannot do, for its model card.
 KNOWN_LIMITS: dict[str, str] = {
-    "naive": "No view of the future beyond the last close; intervals assume the last year's "
-    "h-day changes repeat (no volatility regime change).",
+    "naive": "No view of the future beyond the last close; intervals assume the token's past "
+    "h-day moves (the last year, or 20 horizons if longer), scaled by today's volatility, "
+    "repeat: a 30-day volatility regime change inside the horizon is not foreseen.",
     "drift": "Extrapolates the last year's average move, which in crypto is mostly noise; "
     "same interval assumption as naive.",
     "prophet": "A smooth trend plus weekly/yearly seasonality on log price: crypto has little "
-    "seasonality and its trend changes are not predictable; the 95 % interval assumes a "
-    "Gaussian spread; re-anchored to the last close.",
+    "seasonality and its trend changes are not predictable; re-anchored to the last close; "
+    "intervals are naive's empirical ones around its point, so a trend that misses shifts them.",
     "lstm": "One global network on 2 input channels (scaled returns, gap mask): no exogenous "
     "data; per-token scale fixed at training, so a volatility regime change widens errors "
     "until the next training.",
     "gbm": "Pooled across tokens on scale-free features; quantiles fitted separately and "
-    "sorted; a feature mart change (indicators) changes the model's inputs.",
-    "ensemble": "Weights and conformal radii come from the backtest folds; coverage holds on "
-    "average over tokens, not for each token; pegged tokens get the baselines' forecasts only.",
+    "sorted, then widened by a correction measured on a held-out recent window (CQR); no "
+    "interval where the history is too short for that window; a feature mart change "
+    "(indicators) changes the model's inputs.",
+    "ensemble": "Weights and conformal radii come from the backtest folds; where those span "
+    "fewer than ml.min_calibration_periods horizons (30 days ahead with 6 folds) the radii "
+    "are the random walk's errors, assumed to be the ensemble's; coverage holds on average over "
+    "tokens, not for each token; pegged tokens get the baselines' forecasts only.",
     "garch": "GARCH(1,1) with normal errors: fat tails are under-weighted; parameters refitted "
     "nightly and filtered with new returns at each refresh.",
 }

@@ -4,7 +4,8 @@
   shocks, a small drift) for a few tokens, optionally a stablecoin and a gap, in
   gold.token_daily_features' long layout;
 - `real_features`: daily Binance closes from ../shared/data (daily/binance_recent_rongyouwow);
-- `fast_ml`: the `ml` settings shrunk so a model fits in about a second;
+- `fast_ml`: the `ml` settings shrunk so a model fits in about a second (and calibration
+  look-backs short enough for a 500-day history);
 - `load_stand_in_mart`: creates gold.token_daily_features with the columns crypto_ml.data reads
   and fills it, and gold.price_predictions as a plain view over ml.price_predictions, for
   database tests that do not need dbt (tests/dbt and the DAG test build the real ones).
@@ -92,11 +93,16 @@ def fast_ml(**overrides: object) -> MlConfig:
                 update={"epochs": 2, "hidden_size": 8, "window_days": 20, "batch_size": 256}
             ),
             "gbm": ml.gbm.model_copy(
-                update={"max_iter": 15, "min_samples_leaf": 20, "permutation_repeats": 2}
+                update={
+                    "max_iter": 15,
+                    "min_samples_leaf": 20,
+                    "permutation_repeats": 2,
+                    "calibration_days": 120,
+                }
             ),
-            "prophet": ml.prophet.model_copy(
-                update={"uncertainty_samples": 30, "history_days": 400}
-            ),
+            "prophet": ml.prophet.model_copy(update={"history_days": 400}),
+            # short test histories: look-backs of 5 horizons (150 days at 30 ahead), not 20
+            "min_calibration_periods": 5,
             "min_history_days": ml.min_history_days.model_copy(
                 update={"prophet": 120, "lstm": 120, "gbm": 120, "garch": 150}
             ),

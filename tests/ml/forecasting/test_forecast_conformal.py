@@ -1,4 +1,5 @@
-"""Conformal calibration on synthetic residuals with known quantiles, and the ensemble's weights."""
+"""Conformal calibration on synthetic residuals with known quantiles, the ensemble's weights, and
+its fallback to the random walk's scores when its own residuals span too few periods."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from crypto_ml.forecasting.calibration import ScoreSet
 from crypto_ml.forecasting.conformal import conformal_radius, normalised_scores
 from crypto_ml.forecasting.ensemble import ensemble_forecasts, fit_ensemble
 
@@ -61,7 +63,8 @@ def test_ensemble_weights_follow_inverse_error_and_intervals_reach_nominal_cover
     rng = np.random.default_rng(1)
     history = _members(rng, 3000, "2020-01-01")
     cutoff = history["target_date"].max()
-    state = fit_ensemble(history, cutoff, calibration_days=10_000, members=["good", "bad"])
+    state = fit_ensemble(history, cutoff, 10_000, ["good", "bad"], min_periods=20, fallback={})
+    assert state.calibration[1].source == "validation"
     weights = state.weights.set_index("model")["weight"]
     mae = history.assign(e=(history["point"] - history["y"]).abs()).groupby("model")["e"].mean()
     assert weights["good"] == pytest.approx((1 / mae["good"]) / (1 / mae["good"] + 1 / mae["bad"]))
@@ -83,10 +86,76 @@ def test_calibration_uses_only_targets_known_at_the_cutoff():
     rng = np.random.default_rng(2)
     history = _members(rng, 100, "2020-01-01")
     cutoff = pd.Timestamp("2020-02-15")
-    state = fit_ensemble(history, cutoff, calibration_days=10_000, members=["good", "bad"])
-    # 45 origins have a target on or before the cut-off
-    assert state.n_calibration[1] == 45
+    state = fit_ensemble(history, cutoff, 10_000, ["good", "bad"], min_periods=20, fallback={})
+    # 45 origins have a target on or before the cut-off: 45 one-day periods, enough
+    assert state.calibration[1].n_validation == 45
+    assert state.calibration[1].source == "validation"
     later = history.assign(point=np.where(history["target_date"] > cutoff, 99.0, history["point"]))
-    again = fit_ensemble(later, cutoff, calibration_days=10_000, members=["good", "bad"])
+    again = fit_ensemble(later, cutoff, 10_000, ["good", "bad"], min_periods=20, fallback={})
     assert again.radii == state.radii
     assert math.isfinite(state.radii[(1, 80)])
+
+
+def _horizon_members(rng: np.random.Generator, origins: pd.DatetimeIndex, h: int) -> pd.DataFrame:
+    """One member forecasting h days ahead, erring N(0, 1) in units of sigma × sqrt(h)."""
+    sigma = 0.02
+    return pd.DataFrame({
+        "symbol": "AAA", "origin": origins, "horizon": h,
+        "target_date": origins + pd.Timedelta(days=h), "base": 0.0, "point": 0.0,
+        "q025": np.nan, "q10": np.nan, "q90": np.nan, "q975": np.nan, "model": "only",
+        "y": rng.standard_normal(len(origins)) * sigma * math.sqrt(h), "sigma": sigma,
+    })  # fmt: skip
+
+
+def test_too_few_validation_periods_fall_back_to_the_random_walk_scores():
+    rng = np.random.default_rng(3)
+    # 90 days of 30-day residuals: 90 points, but only 3 non-overlapping 30-day periods
+    history = _horizon_members(rng, pd.date_range("2024-01-01", periods=90, freq="D"), 30)
+    cutoff = history["target_date"].max()
+    fallback = {30: ScoreSet(np.abs(rng.standard_normal(20_000)), 400.0)}
+    state = fit_ensemble(history, cutoff, 10_000, ["only"], min_periods=20, fallback=fallback)
+    calibration = state.calibration[30]
+    assert calibration.source == "random_walk"
+    assert (calibration.n_validation, calibration.validation_periods) == (90, 3.0)
+    assert (calibration.n_scores, calibration.periods) == (20_000, 400.0)
+    assert state.radii[(30, 80)] == conformal_radius(fallback[30].scores, 0.8)
+    assert state.radii[(30, 80)] == pytest.approx(Z80, abs=0.03)
+    assert state.radii[(30, 95)] == pytest.approx(Z95, abs=0.05)
+    # the intervals then reach nominal coverage on errors like the random walk's
+    future = _horizon_members(rng, pd.date_range("2030-01-01", periods=20_000, freq="D"), 30)
+    combined = ensemble_forecasts(state, future)
+    y = future["y"].to_numpy()
+    assert ((combined["q10"] <= y) & (y <= combined["q90"])).mean() == pytest.approx(0.8, abs=0.01)
+    assert ((combined["q025"] <= y) & (y <= combined["q975"])).mean() == pytest.approx(
+        0.95, abs=0.01
+    )
+
+
+def test_enough_validation_periods_calibrate_on_the_ensembles_own_residuals():
+    rng = np.random.default_rng(4)
+    # 700 days of 30-day residuals span 23 periods: the fallback is not read
+    history = _horizon_members(rng, pd.date_range("2020-01-01", periods=700, freq="D"), 30)
+    cutoff = history["target_date"].max()
+    fallback = {30: ScoreSet(np.full(1000, 50.0), 400.0)}
+    state = fit_ensemble(history, cutoff, 10_000, ["only"], min_periods=20, fallback=fallback)
+    assert state.calibration[30].source == "validation"
+    assert state.calibration[30].periods == pytest.approx(700 / 30)
+    own = np.abs(history["y"].to_numpy()) / (0.02 * math.sqrt(30))
+    assert state.radii[(30, 95)] == conformal_radius(own, 0.95)
+    # and with a stricter minimum the same residuals are not enough
+    strict = fit_ensemble(history, cutoff, 10_000, ["only"], min_periods=30, fallback=fallback)
+    assert strict.calibration[30].source == "random_walk"
+    assert strict.radii[(30, 95)] == 50.0
+
+
+def test_no_scores_at_all_means_no_interval_not_a_guess():
+    rng = np.random.default_rng(5)
+    history = _horizon_members(rng, pd.date_range("2024-01-01", periods=60, freq="D"), 30)
+    cutoff = history["target_date"].max()
+    state = fit_ensemble(history, cutoff, 10_000, ["only"], min_periods=20, fallback={})
+    assert state.calibration[30].source == "none"
+    assert state.radii[(30, 80)] is None and state.radii[(30, 95)] is None
+    future = _horizon_members(rng, pd.date_range("2030-01-01", periods=5, freq="D"), 30)
+    combined = ensemble_forecasts(state, future)
+    assert combined["point"].notna().all()
+    assert combined[["q025", "q10", "q90", "q975"]].isna().all().all()

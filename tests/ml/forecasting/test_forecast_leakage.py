@@ -47,6 +47,8 @@ def test_forecast_at_origin_ignores_every_later_row(features, name):
     origins = {s: pd.DatetimeIndex([origin]) for s in symbols}
     expected = fitted.forecast(panel, origins, HORIZONS)
     assert len(expected) == 9
+    # the intervals are compared too, so they must exist (calibrated, not missing)
+    assert expected[["q025", "q10", "q90", "q975"]].notna().all().all()
     changed = fitted.forecast(_rewrite_after(features, origin, seed=1), origins, HORIZONS)
     pd.testing.assert_frame_equal(changed, expected)
     # and the fit itself: refitted on a panel rewritten after the cut-off, same forecasts
