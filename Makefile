@@ -41,9 +41,12 @@ lock: ## Re-resolve requirements.in into the pinned lock requirements.txt
 demo: venv ## Offline end to end: warehouse, synthetic ingestion, summary
 	$(CLI) demo
 
+# Two pytest-xdist workers: the stack tests (tests/stack, one worker) spend most of their time
+# waiting on a local Airflow while the other worker runs the rest; TEST_WORKERS=0 runs serially.
+TEST_WORKERS ?= 2
 test: venv ## The full test suite (integration tests use CRYPTO_DATABASE_URL or the embedded server)
 	$(BIN)/ruff check src ml airflow scripts tests streamlit
-	$(WAREHOUSE); $(PY) scripts/stack.py dbt-parse && $(BIN)/pytest -q
+	$(WAREHOUSE); $(PY) scripts/stack.py dbt-parse && $(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
 test-unit: venv ## Only the tests that need no database
 	$(BIN)/pytest -q -m "not integration"
