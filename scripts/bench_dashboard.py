@@ -16,7 +16,7 @@ once first (the server's imports, the browser's script cache). Then, per page:
 
 "Drawn" means the Plotly trace of the element keyed `main_chart` is in the DOM
 (crypto_analytics.dashboard_probe, shared with the browser tests). A page without its data
-(forecasts and alerts are not part of the demo) has no main chart and is reported as such.
+has no main chart and is reported as such.
 The database server comes from CRYPTO_DATABASE_URL (required). Printing the figures is the point.
 """
 
