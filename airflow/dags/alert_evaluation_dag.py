@@ -18,6 +18,10 @@ runs any more.
    task's retries, the next run, or the stream) and fails the task so it shows; so does a failed
    evaluation, after what it recorded was delivered, so the run is red either way.
 
+3. `build_alert_views` (beside the delivery, whatever the evaluation did) builds and tests gold's
+   alert and stream views with dbt (`crypto_analytics.dbt_runner.build_result_views`), so their
+   data tests run whenever their data changes; the 15-minute gold build leaves them out.
+
 History and state: `gold.alerts`, `gold.alert_rule_state` (the dashboard's Alerts page).
 """
 
@@ -30,7 +34,12 @@ from typing import Any
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, get_current_context, task
 from crypto_assets import GOLD, PREDICTIONS
 
-from crypto_analytics.contract import ALERTS_SCHEDULE, DAG_START_DATE, DEFAULT_TASK_ARGS
+from crypto_analytics.contract import (
+    ALERT_VIEWS,
+    ALERTS_SCHEDULE,
+    DAG_START_DATE,
+    DEFAULT_TASK_ARGS,
+)
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +97,18 @@ def alert_evaluation() -> None:
             )
         return report.to_dict()
 
-    evaluate_alert_rules() >> deliver_alert_notifications()
+    @task(trigger_rule="all_done")
+    def build_alert_views() -> dict[str, Any]:
+        """Build and test gold's alert and stream views over what the evaluation recorded (also
+        after a rule failed: what it recorded is still new data)."""
+        from dataclasses import asdict
+
+        from crypto_analytics.dbt_runner import build_result_views
+
+        return asdict(build_result_views(ALERT_VIEWS))
+
+    evaluated = evaluate_alert_rules()
+    evaluated >> [deliver_alert_notifications(), build_alert_views()]
 
 
 alert_evaluation()

@@ -10,7 +10,9 @@ Why these choices:
   models over several Celery workers.
 - LoadMode.DBT_LS_FILE: each layer is rendered from `dbt/<DBT_AIRFLOW_TARGET>/<layer>.<mode>.ls.json`,
   written by `make dbt-parse` (crypto_analytics.dbt_artifacts) with the selection the layer's build
-  uses: `path:models/<layer>` with *buildable* indirect selection. So a test lives in the layer
+  uses: `path:models/<layer>` less `contract.DBT_LAYER_EXCLUDES` (gold's views over Python-written
+  results, which the forecasting, portfolio and alert DAGs build and test right after writing
+  them) with *buildable* indirect selection. So a test lives in the layer
   whose models it reads (gold's relationships to silver.token_universe are gold nodes), with no
   task removed after Cosmos built the group, and parsing reads one small file (no dbt, no I/O
   beyond it). In watcher mode views get no task of their own (contract says why): the build runs
@@ -49,6 +51,7 @@ from crypto_analytics.contract import (
     DBT_AIRFLOW_TARGET,
     DBT_EXECUTION_MODES,
     DBT_INDIRECT_SELECTION,
+    DBT_LAYER_EXCLUDES,
     DBT_LS_FILE_NAME,
     DBT_SCHEDULED_EXCLUDED_RESOURCE_TYPES,
     SCHEDULED_DBT_VARS,
@@ -136,6 +139,9 @@ def dbt_layer(group_id: str, layer: str, **task_group_kwargs: Any) -> DbtTaskGro
             dbt_ls_path=ls_file,
             # The watcher's one build selects with this; the ls file already holds its nodes.
             select=[f"path:models/{layer}"],
+            # gold's views over Python-written results are built by the DAGs that write them;
+            # tests of SQL invariants run in CI and builds by hand (contract says why)
+            exclude=list(DBT_LAYER_EXCLUDES[layer]),
             test_behavior=TestBehavior.AFTER_EACH,
             # A test reading several models (a relationships test): in watcher mode it counts
             # towards each of their test tasks, as the build reports it; per model it needs a

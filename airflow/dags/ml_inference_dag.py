@@ -13,6 +13,10 @@ row (`gold.model_drift`, read by the alert engine) and `check_drift` lets `trigg
 start `ml_training` at once instead of waiting for 02:00. Without drift the trigger is skipped.
 Before the first training there is nothing to predict with: the run fails naming
 `crypto-analytics ml train`.
+
+`build_forecast_views` then builds and tests gold's forecasting views with dbt
+(`crypto_analytics.dbt_runner.build_result_views`): their data tests run whenever their data
+changes, and the 15-minute gold build, which nothing of theirs feeds, leaves them out.
 """
 
 from __future__ import annotations
@@ -25,7 +29,12 @@ from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOpe
 from airflow.sdk import dag, get_current_context, task
 from crypto_assets import GOLD, PREDICTIONS
 
-from crypto_analytics.contract import DAG_START_DATE, DEFAULT_TASK_ARGS, ML_TRAINING_DAG_ID
+from crypto_analytics.contract import (
+    DAG_START_DATE,
+    DEFAULT_TASK_ARGS,
+    FORECASTING_VIEWS,
+    ML_TRAINING_DAG_ID,
+)
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +81,18 @@ def ml_inference() -> None:
         wait_for_completion=False,
     )
 
-    check_drift(predict_prices()) >> trigger_retraining
+    @task
+    def build_forecast_views() -> dict[str, Any]:
+        """Build and test gold's forecasting views over what predict_prices just wrote."""
+        from dataclasses import asdict
+
+        from crypto_analytics.dbt_runner import build_result_views
+
+        return asdict(build_result_views(FORECASTING_VIEWS))
+
+    summary = predict_prices()
+    summary >> build_forecast_views()
+    check_drift(summary) >> trigger_retraining
 
 
 ml_inference()

@@ -18,6 +18,9 @@ Daily at **02:00 UTC** (after the night's gold builds):
 5. `predict_prices`: forecasts from each token's newest close with the new versions
    (`gold.price_predictions`, `gold.volatility_forecasts`), the drift check (`gold.model_drift`),
    and the **`crypto_price_predictions`** Asset.
+6. `build_forecast_views`: gold's forecasting views built and tested by dbt
+   (`crypto_analytics.dbt_runner.build_result_views`) over everything the run wrote, so their
+   data tests run when their data changes (the 15-minute gold build leaves them out).
 
 Tokens with too little history, pegged or constant series and stale tokens are skipped with the
 reason (`gold.forecast_skips`), never a failed run. Between trainings, `ml_inference` refreshes the
@@ -36,6 +39,7 @@ from crypto_assets import PREDICTIONS
 from crypto_analytics.contract import (
     DAG_START_DATE,
     DEFAULT_TASK_ARGS,
+    FORECASTING_VIEWS,
     ML_TRAINING_POOL,
     ML_TRAINING_SCHEDULE,
 )
@@ -125,10 +129,19 @@ def ml_training() -> None:
         }
         return asdict(summary)
 
+    @task
+    def build_forecast_views() -> dict[str, Any]:
+        """Build and test gold's forecasting views over everything this run wrote."""
+        from dataclasses import asdict
+
+        from crypto_analytics.dbt_runner import build_result_views
+
+        return asdict(build_result_views(FORECASTING_VIEWS))
+
     plan_path = prepare_training_data()
     results = train_models.partial(plan_path=plan_path).expand(label=list_training_jobs(plan_path))
     evaluation = evaluate_models(plan_path, results)
-    predict_prices(register_models(plan_path, evaluation))
+    predict_prices(register_models(plan_path, evaluation)) >> build_forecast_views()
 
 
 ml_training()

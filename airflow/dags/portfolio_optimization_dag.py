@@ -17,7 +17,10 @@ Every **Monday 00:00 UTC** (the run date is the Monday; only data dated before i
 5. `backtest_strategies`: the walk-forward weekly backtest against equal weight and BTC.
 6. `build_rebalancing_report`: trades for `config/holdings.yaml` within the threshold bands;
    the report (HTML, Markdown, chart) is written under `data/reports/portfolio_<run date>/`.
-7. `send_report_email`: e-mails it over SMTP (`notifications.smtp`, password `SMTP_PASSWORD`).
+7. `build_portfolio_views`: gold's portfolio views built and tested by dbt over what the run
+   stored (`crypto_analytics.dbt_runner.build_result_views`; the 15-minute gold build leaves
+   them out), so a report is only e-mailed once its data passed its tests.
+8. `send_report_email`: e-mails it over SMTP (`notifications.smtp`, password `SMTP_PASSWORD`).
    With no SMTP host or recipients configured the task is **skipped** with the reason; a failed
    send **fails the task** (after its retries) and the report stays on disk.
 
@@ -36,7 +39,12 @@ from typing import Any
 
 from airflow.sdk import Param, dag, get_current_context, task
 
-from crypto_analytics.contract import DAG_START_DATE, DEFAULT_TASK_ARGS, PORTFOLIO_SCHEDULE
+from crypto_analytics.contract import (
+    DAG_START_DATE,
+    DEFAULT_TASK_ARGS,
+    PORTFOLIO_SCHEDULE,
+    PORTFOLIO_VIEWS,
+)
 
 log = logging.getLogger(__name__)
 
@@ -133,13 +141,22 @@ def portfolio_optimization() -> None:
         log.info("report %s %s", report_path, outcome.detail)
         return outcome.status
 
+    @task
+    def build_portfolio_views() -> dict[str, Any]:
+        """Build and test gold's portfolio views over the run's stored results."""
+        from dataclasses import asdict
+
+        from crypto_analytics.dbt_runner import build_result_views
+
+        return asdict(build_result_views(PORTFOLIO_VIEWS))
+
     run_date = fetch_returns()
     estimated = estimate_covariance(run_date)
     simulated = simulate_portfolios(estimated)
     optimised = optimise_portfolios(simulated)
     backtested = backtest_strategies(optimised)
     report = build_rebalancing_report(backtested)
-    send_report_email(backtested, report)
+    report >> build_portfolio_views() >> send_report_email(backtested, report)
 
 
 portfolio_optimization()

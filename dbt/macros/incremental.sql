@@ -23,3 +23,23 @@
     where {{ ingested_column }} >= {{ ingestion_watermark(this) }}
     group by symbol, interval
 {%- endmacro %}
+
+{#- The distinct values of `column` in `relation`, where an index of the relation leads with that
+    column: a walk down the index, one probe per value, instead of reading every row to find a
+    few dozen values. PostgreSQL answers min() from an index on a plain table only (not through
+    a view's CTEs), so pass a table or a source. -#}
+{% macro distinct_leading_values(relation, column) -%}
+    with recursive walk as (
+        select min({{ column }}) as value
+        from {{ relation }}
+        union all
+        select (
+            select min(next_row.{{ column }})
+            from {{ relation }} as next_row
+            where next_row.{{ column }} > walk.value
+        )
+        from walk
+        where walk.value is not null
+    )
+    select value as {{ column }} from walk where value is not null
+{%- endmacro %}

@@ -1,3 +1,15 @@
+{#- The interval vocabulary (crypto_analytics.intervals), finest first: a model that reads a
+    symbol's candles one interval at a time through silver's (symbol, interval, timestamp)
+    index lists them from here. -#}
+{% macro candle_intervals() -%}
+    {{ return(['1m', '5m', '15m', '30m', '1h', '4h', '1d']) }}
+{%- endmacro %}
+
+{#- The intervals as a one-column relation `intervals (interval)`. -#}
+{% macro candle_intervals_values() -%}
+    (values {% for interval in candle_intervals() %}('{{ interval }}'){{ ', ' if not loop.last }}{% endfor %}) as intervals (interval)
+{%- endmacro %}
+
 {#- Candle length in seconds for an interval column (the vocabulary of crypto_analytics.intervals). -#}
 {% macro interval_seconds(interval_column) -%}
     (case {{ interval_column }}

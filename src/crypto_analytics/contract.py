@@ -94,6 +94,38 @@ DBT_EXECUTION_MODES: Final = ("watcher", "local")
 DBT_INDIRECT_SELECTION: Final = "buildable"
 DBT_SCHEDULED_EXCLUDED_RESOURCE_TYPES: Final = ("unit_test",)
 
+#: Tests tagged this check what a view's SQL guarantees over upstream relations whose keys are
+#: enforced by unique indexes and whose values by contracts or by tests that gate the layer (a
+#: dashboard view's grain, its VWAP's sign): their outcome changes only when the SQL does, which
+#: CI and every build by hand (`make demo`, `crypto-analytics dbt build`) check. The scheduled
+#: builds leave them out instead of re-reading all of silver through the view every 15 minutes.
+DBT_SQL_INVARIANT_TAG: Final = "sql_invariant"
+DBT_SCHEDULED_EXCLUDES: Final = (f"tag:{DBT_SQL_INVARIANT_TAG}",)
+
+#: The gold views over results Python writes, per area: the dbt selection the DAG that writes an
+#: area's results builds and tests right after writing them
+#: (crypto_analytics.dbt_runner.build_result_views), so their data tests run when their data
+#: changes. No gold mart reads them, so the 15-minute gold build leaves them out
+#: (DBT_LAYER_EXCLUDES); `make demo`, `crypto-analytics dbt build` by hand and `dbt docs` still
+#: cover the whole project, and the lineage is the same. The alert views include the stream's
+#: (heartbeat, live candles): the alert DAG, every 30 minutes at the latest, tests them.
+FORECASTING_VIEWS: Final = "forecasting"
+PORTFOLIO_VIEWS: Final = "portfolio"
+ALERT_VIEWS: Final = "alerts"
+DBT_RESULT_VIEWS: Final[dict[str, str]] = {
+    FORECASTING_VIEWS: "path:models/gold/forecasting",
+    PORTFOLIO_VIEWS: "path:models/gold/portfolio",
+    ALERT_VIEWS: "path:models/gold/alerts",
+}
+#: Their builds select every test of the area's views, including relationships to
+#: silver.token_universe (a view does not read it, so buildable selection would drop them).
+DBT_RESULT_VIEWS_INDIRECT_SELECTION: Final = "eager"
+#: What each layer's scheduled build (and so its DAG, and its `dbt ls` file) leaves out.
+DBT_LAYER_EXCLUDES: Final[dict[str, tuple[str, ...]]] = {
+    "silver": DBT_SCHEDULED_EXCLUDES,
+    "gold": (*DBT_RESULT_VIEWS.values(), *DBT_SCHEDULED_EXCLUDES),
+}
+
 #: Models a layer's DAG builds inside its one `dbt build` but shows no task for: views (the
 #: staging views over bronze, gold's views over the Python-written results) store nothing and
 #: cost nothing to build, while every task costs an Airflow process start on a 2-core machine.

@@ -1,8 +1,10 @@
 """What the silver and gold DAGs are rendered from: `dbt ls` files, per dbt layer.
 
 Why `dbt ls` files (Cosmos `LoadMode.DBT_LS_FILE`) rather than the manifest: a layer's file holds
-the nodes dbt itself selects for `--select path:models/<layer>` with *buildable* indirect
-selection, the same selection the layer's scheduled `dbt build` makes. A test defined in gold that
+the nodes dbt itself selects for `--select path:models/<layer>` (less
+`contract.DBT_LAYER_EXCLUDES`: gold's views over Python-written results, built by the DAGs that
+write them, and the tests of SQL invariants) with *buildable* indirect selection, the same
+selection the layer's scheduled `dbt build` makes. A test defined in gold that
 reads a silver model (gold's relationships to `token_universe`) is then a gold node only, instead
 of being attached to silver by Cosmos and pruned by hand afterwards. Parsing a DAG reads one small
 JSON file: no dbt import, no subprocess, no connection. Each layer has a file per Cosmos execution
@@ -29,6 +31,7 @@ from crypto_analytics.contract import (
     DBT_AIRFLOW_TARGET,
     DBT_EXECUTION_MODES,
     DBT_INDIRECT_SELECTION,
+    DBT_LAYER_EXCLUDES,
     DBT_LAYERS,
     DBT_LS_FILE_NAME,
     DBT_SCHEDULED_EXCLUDED_RESOURCE_TYPES,
@@ -69,6 +72,8 @@ def layer_selection(layer: str) -> list[str]:
     return [
         "--select",
         f"path:models/{layer}",
+        "--exclude",
+        *DBT_LAYER_EXCLUDES[layer],
         "--indirect-selection",
         DBT_INDIRECT_SELECTION,
         *excluded,

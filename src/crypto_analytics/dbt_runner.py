@@ -12,12 +12,21 @@ import json
 import logging
 import os
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from crypto_analytics.config import Settings, get_settings
+from crypto_analytics.contract import (
+    DBT_RESULT_VIEWS,
+    DBT_RESULT_VIEWS_INDIRECT_SELECTION,
+    DBT_SCHEDULED_EXCLUDED_RESOURCE_TYPES,
+    DBT_SCHEDULED_EXCLUDES,
+    SCHEDULED_DBT_VARS,
+)
 from crypto_analytics.errors import ConfigError, DataQualityError, TransformError
 from crypto_analytics.warehouse import connection_params, database_url
 
@@ -141,3 +150,70 @@ def run_dbt(args: list[str], url: str | None = None, settings: Settings | None =
         )
     detail = "\n".join(lines) or "no node reported a failure; see dbt's log"
     raise TransformError(f"dbt {' '.join(args)} failed:\n{detail}")
+
+
+@dataclass(frozen=True)
+class ResultViewsBuild:
+    """What `build_result_views` did: the area, its views built and data tests passed."""
+
+    area: str
+    views: int
+    tests: int
+    seconds: float
+
+
+def result_views_selection(area: str) -> list[str]:
+    """The dbt selection of one area's gold views over Python-written results
+    (crypto_analytics.contract.DBT_RESULT_VIEWS): every view of the area and every test of them,
+    their relationships to silver.token_universe included (eager: silver is built by then)."""
+    if area not in DBT_RESULT_VIEWS:
+        raise ConfigError(
+            f"unknown result views {area!r}; choose one of {', '.join(DBT_RESULT_VIEWS)}"
+        )
+    excluded = [
+        a for t in DBT_SCHEDULED_EXCLUDED_RESOURCE_TYPES for a in ("--exclude-resource-type", t)
+    ]
+    return [
+        "--select",
+        DBT_RESULT_VIEWS[area],
+        "--exclude",
+        *DBT_SCHEDULED_EXCLUDES,
+        "--indirect-selection",
+        DBT_RESULT_VIEWS_INDIRECT_SELECTION,
+        *excluded,
+    ]
+
+
+def build_result_views(area: str, settings: Settings | None = None) -> ResultViewsBuild:
+    """Build and test the gold views over one area's results, right after its DAG wrote them.
+
+    Why here and not in the 15-minute gold build: no gold mart reads these views, and their data
+    tests only mean something when their data changed. The build runs in the scheduled mode
+    (SCHEDULED_DBT_VARS) with a dbt target folder of its own under the data dir, so it never
+    shares dbt's partial-parse state with another build running at the same time (the alert and
+    forecasting DAGs both follow gold). A failing test raises DataQualityError naming it.
+    """
+    settings = settings or get_settings()
+    work = settings.data_path / "dbt" / f"views_{area}"
+    args = [
+        "build",
+        *result_views_selection(area),
+        "--target-path",
+        str(work / "target"),
+        "--log-path",
+        str(work / "logs"),
+        *vars_args(SCHEDULED_DBT_VARS),
+    ]
+    started = time.perf_counter()
+    result = run_dbt(args, settings=settings)
+    nodes = getattr(result.result, "results", None) or []
+    kinds = [str(getattr(n.node, "resource_type", "")) for n in nodes]
+    built = ResultViewsBuild(
+        area=area,
+        views=sum(k == "model" for k in kinds),
+        tests=sum(k == "test" for k in kinds),
+        seconds=round(time.perf_counter() - started, 2),
+    )
+    log.info("%s views: %d built, %d tests passed in %.1f s", area, built.views, built.tests,
+             built.seconds)  # fmt: skip
+    return built

@@ -81,11 +81,25 @@ def parse_dags(folder_or_file: Path = DAGS_FOLDER):
     )
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """`dag_file`: one test per DAG file of the folder (today's and any added later)."""
+    if "dag_file" in metafunc.fixturenames:
+        files = sorted(DAGS_FOLDER.glob("*_dag.py"))
+        metafunc.parametrize("dag_file", files, ids=[p.stem for p in files])
+
+
 @pytest.fixture(scope="session")
 def dags_folder() -> Path:
-    """The dags folder, for tests that parse part of it (a fixture: `from conftest import` finds
-    another folder's conftest when several test folders run in one session)."""
+    """The dags folder, for tests that parse part of it. Tests take these helpers as fixtures:
+    `from conftest import ...` resolves to whichever folder's conftest was imported first as
+    `conftest` when several test folders run in one session (tests/dbt has one too)."""
     return DAGS_FOLDER
+
+
+@pytest.fixture(scope="session")
+def expected_dag_ids() -> set[str]:
+    """The DAG id of every DAG file: its stem without `_dag` (the convention the tests check)."""
+    return {path.stem.removesuffix("_dag") for path in DAGS_FOLDER.glob("*_dag.py")}
 
 
 @pytest.fixture(scope="session")

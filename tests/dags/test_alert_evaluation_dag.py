@@ -9,7 +9,6 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from conftest import DAGS_FOLDER, parse_dags
 
 from crypto_analytics.config import get_settings
 from crypto_analytics.contract import (
@@ -21,8 +20,8 @@ from crypto_analytics.contract import (
 
 
 @pytest.fixture(scope="module")
-def alert_dag_bag():
-    bag = parse_dags(DAGS_FOLDER / "alert_evaluation_dag.py")
+def alert_dag_bag(dags_folder, dag_parser):
+    bag = dag_parser(dags_folder / "alert_evaluation_dag.py")
     assert bag.import_errors == {}
     return bag
 
@@ -41,14 +40,20 @@ def test_schedule_is_gold_or_forecasts_or_the_clock(alert_dag_bag):
     assert dag.max_active_runs == 1 and dag.catchup is False
 
 
-def test_delivery_runs_whatever_the_evaluation_did(alert_dag_bag):
+def test_delivery_and_the_view_build_run_whatever_the_evaluation_did(alert_dag_bag):
     dag = alert_dag_bag.dags[ALERTS_DAG_ID]
     tasks = dag.task_dict
-    assert set(tasks) == {"evaluate_alert_rules", "deliver_alert_notifications"}
-    assert tasks["deliver_alert_notifications"].upstream_task_ids == {"evaluate_alert_rules"}
-    assert tasks["deliver_alert_notifications"].trigger_rule == "all_done"
+    assert set(tasks) == {"evaluate_alert_rules", "deliver_alert_notifications", VIEW_BUILD}
+    for after in ("deliver_alert_notifications", VIEW_BUILD):
+        assert tasks[after].upstream_task_ids == {"evaluate_alert_rules"}
+        assert tasks[after].trigger_rule == "all_done"
     assert all(task.retries >= 1 for task in dag.tasks)
-    assert [t.task_id for t in dag.leaves] == ["deliver_alert_notifications"]
+    # Both are leaves, so either failing turns the run red (the delivery fails when the
+    # evaluation did), while a green view build cannot hide a failed evaluation.
+    assert {t.task_id for t in dag.leaves} == {"deliver_alert_notifications", VIEW_BUILD}
+
+
+VIEW_BUILD = "build_alert_views"
 
 
 @pytest.fixture
@@ -61,6 +66,14 @@ def alert_dag(alert_dag_bag, airflow_db):
     yield dag
     for task in dag.tasks:
         task.retries = saved[task.task_id]
+
+
+@pytest.fixture
+def evaluate_and_deliver(alert_dag):
+    """The evaluation and the delivery alone (the DAG less its view build): the tests of what
+    they record and send run on a stand-in gold table, where dbt has no silver to build the
+    alert views on. test_the_alert_views_are_built_and_tested_after_the_evaluation runs all."""
+    return alert_dag.partial_subset(task_ids=["deliver_alert_notifications"])
 
 
 @pytest.fixture
@@ -97,7 +110,7 @@ def states(run) -> dict[str, str]:
 
 @pytest.mark.integration
 def test_a_run_records_the_alert_and_delivers_it(
-    alert_dag, btc_gold, httpserver, monkeypatch, tmp_path
+    evaluate_and_deliver, btc_gold, httpserver, monkeypatch, tmp_path
 ):
     httpserver.expect_request("/hook", method="POST").respond_with_data("ok")
     use(
@@ -106,7 +119,7 @@ def test_a_run_records_the_alert_and_delivers_it(
         "rules: [{id: btc_low, type: price_threshold, symbols: [BTC], below: 40000, channels: [webhook]}]",
         ALERT_WEBHOOK_URL=httpserver.url_for("/hook"),
     )
-    run = alert_dag.test()
+    run = evaluate_and_deliver.test()
     assert run.state == "success", states(run)
     with psycopg.connect(btc_gold) as conn:
         event = conn.execute(
@@ -117,14 +130,14 @@ def test_a_run_records_the_alert_and_delivers_it(
     assert delivery == [("webhook", "delivered")]
     assert len(httpserver.log) == 1
 
-    rerun = alert_dag.test()  # the same episode: nothing new, nothing sent twice
+    rerun = evaluate_and_deliver.test()  # the same episode: nothing new, nothing sent twice
     assert rerun.state == "success"
     assert len(httpserver.log) == 1
 
 
 @pytest.mark.integration
 def test_a_failing_rule_fails_its_task_but_the_others_and_the_delivery_run(
-    alert_dag, btc_gold, httpserver, monkeypatch, tmp_path
+    evaluate_and_deliver, btc_gold, httpserver, monkeypatch, tmp_path
 ):
     httpserver.expect_request("/hook", method="POST").respond_with_data("ok")
     with psycopg.connect(btc_gold, autocommit=True) as conn:
@@ -140,7 +153,7 @@ def test_a_failing_rule_fails_its_task_but_the_others_and_the_delivery_run(
         """,
         ALERT_WEBHOOK_URL=httpserver.url_for("/hook"),
     )
-    run = alert_dag.test()
+    run = evaluate_and_deliver.test()
     # both red, so the run is: the rule's error on the first, the delivery still done by the second
     assert states(run) == {
         "evaluate_alert_rules": "failed",
@@ -151,3 +164,45 @@ def test_a_failing_rule_fails_its_task_but_the_others_and_the_delivery_run(
         rows = dict(conn.execute("select rule_id, status from alerts.rule_state").fetchall())
     assert rows == {"btc_low": "firing", "stale": "error"}
     assert len(httpserver.log) == 1  # the good rule's alert still went out
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_the_alert_views_are_built_and_tested_after_the_evaluation(
+    alert_dag, btc_gold, httpserver, monkeypatch, tmp_path
+):
+    """The whole DAG: what the evaluation recorded is in gold's alert views right after it, and
+    their data tests ran on it (dbt's own record of the build), in this DAG's run."""
+    from crypto_analytics.dbt_runner import run_dbt
+
+    httpserver.expect_request("/hook", method="POST").respond_with_data("ok")
+    # silver's staging views, which gold.live_candles reads, as silver's build leaves them
+    run_dbt(["run", "--select", "path:models/silver/staging", "--quiet",
+             "--target-path", str(tmp_path / "dbt_target")])  # fmt: skip
+    use(
+        monkeypatch,
+        tmp_path,
+        "rules: [{id: btc_low, type: price_threshold, symbols: [BTC], below: 40000, channels: [webhook]}]",
+        ALERT_WEBHOOK_URL=httpserver.url_for("/hook"),
+    )
+    started = datetime.now(UTC)
+    run = alert_dag.test()
+    assert states(run) == {
+        "evaluate_alert_rules": "success",
+        "deliver_alert_notifications": "success",
+        VIEW_BUILD: "success",
+    }
+    with psycopg.connect(btc_gold) as conn:
+        alerts = conn.execute("select rule_id, subject, webhook_status from gold.alerts").fetchall()
+        tested = conn.execute(
+            """
+            select tested_node, status from public.dbt_test_results
+            where run_started_at >= %s and resource_type = 'test'
+            """,
+            (started,),
+        ).fetchall()
+    assert alerts == [("btc_low", "BTC", "delivered")] or alerts == [("btc_low", "BTC", "pending")]
+    tested_models = {node.rsplit(".", 1)[-1] for node, _ in tested}
+    assert {"alerts", "alert_rule_state", "stream_heartbeat", "live_candles"} <= tested_models
+    assert {status for _, status in tested} == {"pass"}
+    assert not tested_models & {"daily_crypto_metrics", "price_predictions"}, tested_models

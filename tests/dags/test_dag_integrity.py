@@ -11,18 +11,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-from conftest import DAGS_FOLDER, parse_dags
-
 from crypto_analytics.config import get_settings
 
-DAG_FILES = sorted(DAGS_FOLDER.glob("*_dag.py"))
-EXPECTED_DAG_IDS = {path.stem.removesuffix("_dag") for path in DAG_FILES}
 
-
-def test_every_dag_file_imports_without_errors(dag_bag):
+def test_every_dag_file_imports_without_errors(dag_bag, expected_dag_ids):
     assert dag_bag.import_errors == {}
-    assert EXPECTED_DAG_IDS == {
+    assert expected_dag_ids == {
         "bronze_ingestion",
         "silver_transformation",
         "gold_aggregation",
@@ -31,11 +25,11 @@ def test_every_dag_file_imports_without_errors(dag_bag):
         "ml_inference",
         "alert_evaluation",
     }
-    assert set(dag_bag.dag_ids) == EXPECTED_DAG_IDS
+    assert set(dag_bag.dag_ids) == expected_dag_ids
 
 
-@pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.stem)
-def test_dag_id_is_the_file_stem_and_conventions_hold(dag_bag, path: Path):
+def test_dag_id_is_the_file_stem_and_conventions_hold(dag_bag, dag_file: Path):
+    path = dag_file
     dag = dag_bag.dags.get(path.stem.removesuffix("_dag"))
     assert dag is not None, f"{path.name} must define the DAG {path.stem.removesuffix('_dag')}"
     assert Path(dag.fileloc).resolve() == path.resolve()
@@ -97,7 +91,9 @@ def _refuse(*args, **kwargs):
     raise AssertionError(f"a connection was opened at parse time: {args!r}")
 
 
-def test_parsing_opens_no_connection_and_reads_no_config(dbt_dag_inputs, monkeypatch):
+def test_parsing_opens_no_connection_and_reads_no_config(
+    dbt_dag_inputs, dag_parser, expected_dag_ids, monkeypatch
+):
     """Parse the folder afresh with every way out of the process patched to fail loudly."""
     import psycopg
     import psycopg2
@@ -114,10 +110,10 @@ def test_parsing_opens_no_connection_and_reads_no_config(dbt_dag_inputs, monkeyp
     monkeypatch.delitem(sys.modules, "crypto_assets", raising=False)
     config.get_settings.cache_clear()
 
-    bag = parse_dags()
+    bag = dag_parser()
 
     assert bag.import_errors == {}
-    assert set(bag.dag_ids) == EXPECTED_DAG_IDS
+    assert set(bag.dag_ids) == expected_dag_ids
 
 
 _PROBE = """
@@ -147,10 +143,10 @@ _HEAVY = (
 )
 
 
-def test_parsing_imports_nothing_heavy(dbt_dag_inputs):
+def test_parsing_imports_nothing_heavy(dbt_dag_inputs, dags_folder, expected_dag_ids):
     """In a clean interpreter, so modules other tests imported cannot hide a parse-time import."""
     probe = subprocess.run(
-        [sys.executable, "-c", _PROBE, str(DAGS_FOLDER)],
+        [sys.executable, "-c", _PROBE, str(dags_folder)],
         capture_output=True,
         text=True,
         timeout=120,
@@ -158,6 +154,6 @@ def test_parsing_imports_nothing_heavy(dbt_dag_inputs):
     )
     result = json.loads(probe.stdout.strip().splitlines()[-1])
     assert result["errors"] == {}
-    assert set(result["dags"]) == EXPECTED_DAG_IDS
+    assert set(result["dags"]) == expected_dag_ids
     heavy = [m for m in result["new_modules"] if m.startswith(_HEAVY)]
     assert heavy == []

@@ -10,7 +10,6 @@ import os
 import uuid
 
 import pytest
-from conftest import DAGS_FOLDER, parse_dags
 from psycopg import sql
 
 from crypto_analytics.config import get_settings
@@ -42,9 +41,9 @@ FAST = {
 
 
 @pytest.fixture(scope="module")
-def ml_dags():
-    bag = parse_dags(DAGS_FOLDER / "ml_training_dag.py")
-    inference = parse_dags(DAGS_FOLDER / "ml_inference_dag.py")
+def ml_dags(dags_folder, dag_parser):
+    bag = dag_parser(dags_folder / "ml_training_dag.py")
+    inference = dag_parser(dags_folder / "ml_inference_dag.py")
     assert bag.import_errors == {} and inference.import_errors == {}
     return bag.dags[ML_TRAINING_DAG_ID], inference.dags[ML_INFERENCE_DAG_ID]
 
@@ -55,7 +54,8 @@ def test_training_is_nightly_with_mapped_jobs_in_the_pool(ml_dags):
     assert training.max_active_runs == 1
     tasks = training.task_dict
     assert set(tasks) == {"prepare_training_data", "list_training_jobs", "train_models",
-                          "evaluate_models", "register_models", "predict_prices"}  # fmt: skip
+                          "evaluate_models", "register_models", "predict_prices",
+                          "build_forecast_views"}  # fmt: skip
     assert tasks["train_models"].is_mapped
     assert tasks["train_models"].partial_kwargs["pool"] == ML_TRAINING_POOL
     assert tasks["evaluate_models"].pool == ML_TRAINING_POOL
@@ -64,7 +64,9 @@ def test_training_is_nightly_with_mapped_jobs_in_the_pool(ml_dags):
         "evaluate_models",
         "prepare_training_data",
     }
-    assert [t.task_id for t in training.leaves] == ["predict_prices"]
+    # gold's forecasting views are built and tested once everything of the run is written
+    assert [t.task_id for t in training.leaves] == ["build_forecast_views"]
+    assert tasks["build_forecast_views"].upstream_task_ids == {"predict_prices"}
     assert [a.name for a in tasks["predict_prices"].outlets] == ["crypto_price_predictions"]
 
 
@@ -72,9 +74,12 @@ def test_inference_follows_gold_and_retrains_only_on_drift(ml_dags):
     _, inference = ml_dags
     assert [a.name for a in inference.timetable.asset_condition.objects] == ["crypto_gold"]
     tasks = inference.task_dict
-    assert set(tasks) == {"predict_prices", "check_drift", "trigger_retraining"}
+    assert set(tasks) == {"predict_prices", "check_drift", "trigger_retraining",
+                          "build_forecast_views"}  # fmt: skip
     assert tasks["trigger_retraining"].trigger_dag_id == ML_TRAINING_DAG_ID
     assert tasks["trigger_retraining"].upstream_task_ids == {"check_drift"}
+    # the views' build follows the forecasts, not the drift check (which skips what follows it)
+    assert tasks["build_forecast_views"].upstream_task_ids == {"predict_prices"}
     assert type(tasks["check_drift"]).__name__ == "_ShortCircuitDecoratedOperator"
 
 
@@ -99,6 +104,29 @@ def _emitted(run) -> list[str]:
                 .where(AssetEvent.source_run_id == run.run_id)
             )
         )
+
+
+#: The gold views over the forecasting results (dbt/models/gold/forecasting), and silver's
+#: token_universe, which their relationship tests read.
+FORECASTING_VIEWS = {
+    "price_predictions", "volatility_forecasts", "model_evaluation", "feature_importance",
+    "forecast_skips", "champion_decisions", "model_drift", "token_universe",
+}  # fmt: skip
+
+
+def _tests_since(url: str, started) -> dict[str, str]:
+    """Model (or source) -> worst status of the dbt data tests that ran on it since `started`,
+    from dbt's own record of every test (public.dbt_test_results)."""
+    worst: dict[str, str] = {}
+    with connect(url) as conn:
+        rows = conn.execute(
+            "select tested_node, status from public.dbt_test_results"
+            " where run_started_at >= %s and resource_type = 'test'",
+            (started,),
+        ).fetchall()
+    for node, status in rows:
+        worst[node] = status if worst.get(node, "pass") == "pass" else worst[node]
+    return worst
 
 
 @pytest.mark.integration
@@ -136,11 +164,17 @@ def test_offline_source_to_forecasts_in_gold(
         for task in dag.tasks:
             monkeypatch.setattr(task, "retries", 0)
     try:
+        started = datetime.now(UTC)
         run = training.test()
         states = _states(run)
         assert set(states.values()) == {"success"}, states
         assert sum(1 for key in states if key.startswith("train_models[")) >= 5
         assert _emitted(run) == ["crypto_price_predictions"]
+        # the run's last task tested gold's forecasting views over what it wrote, and only them
+        tested = _tests_since(warehouse_url, started)
+        assert {"price_predictions", "model_evaluation", "champion_decisions"} <= set(tested)
+        assert set(tested) <= FORECASTING_VIEWS, set(tested) - FORECASTING_VIEWS
+        assert set(tested.values()) == {"pass"}
         with connect(warehouse_url) as conn:
             per_model = dict(conn.execute(
                 "select model, count(distinct symbol) from gold.price_predictions group by model"
@@ -152,10 +186,12 @@ def test_offline_source_to_forecasts_in_gold(
         assert evaluated > 0 and decisions == 1
         total = sum(per_model.values()) * 3
 
+        started = datetime.now(UTC)
         again = inference.test()
         states = _states(again)
         assert states.pop("trigger_retraining") == "skipped"  # no drift: no retraining
         assert set(states.values()) == {"success"}, states
+        assert "price_predictions" in _tests_since(warehouse_url, started)
         assert _emitted(again) == ["crypto_price_predictions"]
         with connect(warehouse_url) as conn:
             rows = conn.execute("select count(*) from gold.price_predictions").fetchone()[0]

@@ -8,7 +8,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from conftest import DAGS_FOLDER, parse_dags
 
 from crypto_analytics.config import get_settings
 from crypto_analytics.contract import PORTFOLIO_DAG_ID
@@ -27,13 +26,14 @@ TASKS = [
     "optimise_portfolios",
     "backtest_strategies",
     "build_rebalancing_report",
+    "build_portfolio_views",
     "send_report_email",
 ]
 
 
 @pytest.fixture(scope="module")
-def portfolio_dag():
-    bag = parse_dags(DAGS_FOLDER / "portfolio_optimization_dag.py")
+def portfolio_dag(dags_folder, dag_parser):
+    bag = dag_parser(dags_folder / "portfolio_optimization_dag.py")
     assert bag.import_errors == {}
     return bag.dags[PORTFOLIO_DAG_ID]
 
@@ -46,10 +46,13 @@ def test_weekly_on_monday_midnight_with_thin_chained_tasks(portfolio_dag):
     assert set(portfolio_dag.task_dict) == set(TASKS)
     for upstream, downstream in zip(TASKS[:-2], TASKS[1:-1], strict=True):
         assert portfolio_dag.task_dict[downstream].upstream_task_ids == {upstream}
+    # the report goes out once gold's portfolio views over the run passed their dbt tests
     assert portfolio_dag.task_dict["send_report_email"].upstream_task_ids == {
         "backtest_strategies",
         "build_rebalancing_report",
+        "build_portfolio_views",
     }
+    assert [t.task_id for t in portfolio_dag.leaves] == ["send_report_email"]
     # Gold for Sunday lands minutes after midnight: the first task waits by retrying.
     assert portfolio_dag.task_dict["fetch_returns"].retries >= 3
 
@@ -60,6 +63,11 @@ def dag_with_gold(portfolio_dag, warehouse_url, airflow_db, monkeypatch, tmp_pat
         testdata.DB_SYMBOLS, testdata.RUN_DATE.replace(year=2022), 730, seed=11, drift=0.0012
     )
     testdata.load_stand_in_gold(warehouse_url, prices)
+    # silver's token universe, which the portfolio views' relationship tests read
+    from crypto_analytics.dbt_runner import run_dbt
+
+    run_dbt(["run", "--select", "+token_universe", "--quiet",
+             "--target-path", str(tmp_path / "dbt_target")])  # fmt: skip
     monkeypatch.setenv("CRYPTO_PORTFOLIO__SYMBOLS", '["BTC","ETH","SOL","ADA","LINK","UNI","AAVE"]')
     monkeypatch.setenv("CRYPTO_PORTFOLIO__BACKTEST__LOOKBACK_DAYS", "60")
     monkeypatch.setenv("CRYPTO_PORTFOLIO__MONTE_CARLO__PORTFOLIOS", "1000")
@@ -141,12 +149,21 @@ def test_offline_source_to_gold_to_portfolio_views(
     get_settings.cache_clear()
     for task in portfolio_dag.tasks:
         monkeypatch.setattr(task, "retries", 0)
+    started = datetime.now(UTC)
     run = portfolio_dag.test(run_conf={"run_date": str(run_date)})
     states = _states(run)
     assert states.pop("send_report_email") == "skipped"
-    assert set(states.values()) == {"success"}, states
+    assert set(states.values()) == {"success"}, states  # build_portfolio_views included
 
-    run_dbt(["build", "--select", "path:models/gold/portfolio", "--quiet", *target])
+    with connect(warehouse_url) as conn:
+        tested = dict(conn.execute(
+            "select tested_node, min(status) from public.dbt_test_results"
+            " where run_started_at >= %s and resource_type = 'test' group by tested_node",
+            (started,),
+        ).fetchall())  # fmt: skip
+    assert {"portfolio_weights_optimized", "efficient_frontier", "monte_carlo_portfolios",
+            "portfolio_backtest", "rebalancing_recommendations"} <= set(tested)  # fmt: skip
+    assert set(tested.values()) == {"pass"}, tested
     with connect(warehouse_url) as conn:
         weights = conn.execute(
             "select strategy, count(*), sum(weight) from gold.portfolio_weights_optimized "

@@ -6,7 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from crypto_analytics.dbt_runner import _with_project_flags, dbt_env, project_dir
+from crypto_analytics.dbt_runner import (
+    _with_project_flags,
+    dbt_env,
+    project_dir,
+    result_views_selection,
+)
 from crypto_analytics.errors import ConfigError
 
 
@@ -57,3 +62,11 @@ def test_project_flags_are_added_once_and_only_where_dbt_accepts_them(tmp_path: 
         "run", "--project-dir", "/x", "--profiles-dir", str(tmp_path),
     ]  # fmt: skip
     assert _with_project_flags(["--version"], tmp_path) == ["--version"]
+
+
+def test_result_views_of_an_unknown_area_are_refused_with_the_choices():
+    with pytest.raises(
+        ConfigError, match=r"unknown result views 'weather'; choose one of forecasting"
+    ):
+        result_views_selection("weather")
+    assert result_views_selection("alerts")[:2] == ["--select", "path:models/gold/alerts"]

@@ -91,9 +91,22 @@ def test_every_row_carries_the_build_that_wrote_it(built: tuple[str, Any]) -> No
             assert rows > 0 and stamped == rows and builds == 1, relation
             # the build passed its tests: its start is the table's watermark
             assert watermark(url, relation) == built_at, relation
-    # the bronze table and the staging view scoped by ingestion time have watermarks too
-    assert watermark(url, "bronze.raw_crypto_prices") is not None
-    assert watermark(url, "silver.stg_bronze__crypto_prices") is not None
+    # the bronze table and the staging view, scoped by ingestion time, have watermarks too (kept
+    # apart, under `#ingested`): the build's ingestion horizon, past every row it tested
+    with psycopg.connect(url) as conn:
+        horizons = {
+            h for (h,) in conn.execute("select horizon from public.dbt_invocation_horizons")
+        }
+        (newest,) = conn.execute(
+            "select max(_ingested_at) from bronze.raw_crypto_prices"
+        ).fetchone()
+    ingested = {
+        watermark(url, f"{relation}#ingested")
+        for relation in ("bronze.raw_crypto_prices", "silver.stg_bronze__crypto_prices")
+    }
+    assert len(ingested) == 1 and ingested <= horizons
+    assert ingested.pop() > newest
+    assert watermark(url, "bronze.raw_crypto_prices") is None  # never taken for a horizon
 
 
 def test_compiled_tests_show_the_two_modes(

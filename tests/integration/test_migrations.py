@@ -83,3 +83,42 @@ def test_bronze_tables_match_the_dataset_specs(warehouse_url):
                 (spec.table,),
             ).fetchone()
             assert tuple(key) == spec.natural_key, spec.table
+
+
+_CANDLE = """
+    insert into bronze.raw_crypto_prices ("timestamp", symbol, interval, open, high, low, close,
+        volume, quote_currency, source_api, _batch_id)
+    values ('2024-01-01 00:00+00', %s, '1d', 1, 1, 1, 1, 1, 'USDT', %s, gen_random_uuid())
+"""
+
+
+@pytest.mark.parametrize(("symbol", "source_api"), [("btc", "binance"), ("BTC", "Binance")])
+def test_bronze_refuses_a_candle_key_spelt_otherwise_than_normalised(
+    warehouse_url, symbol, source_api
+):
+    """Silver's staging view passes bronze's key through unchanged (migration 0023): a second
+    spelling of one candle would otherwise be a second row of it in silver."""
+    import psycopg
+
+    with connect(warehouse_url) as conn, pytest.raises(psycopg.errors.CheckViolation):
+        conn.execute(_CANDLE, (symbol, source_api))
+    with connect(warehouse_url) as conn:
+        conn.execute(_CANDLE, ("BTC", "binance"))  # the normalised spelling lands
+
+
+def test_the_key_migration_names_offending_rows_instead_of_rewriting_them(warehouse_url):
+    import psycopg
+
+    from crypto_analytics.migrations import runner
+
+    (normalise,) = [m for m in runner.available_migrations() if m.version == 23]
+    with connect(warehouse_url) as conn:
+        conn.execute(
+            "alter table bronze.raw_crypto_prices drop constraint raw_crypto_prices_key_normalised"
+        )
+        conn.execute(_CANDLE, ("eth", "binance"))
+        conn.commit()
+        with pytest.raises(psycopg.errors.RaiseException, match=r"holds 1 row\(s\)"):
+            conn.execute(normalise.sql)
+        conn.rollback()
+        assert conn.execute("select symbol from bronze.raw_crypto_prices").fetchall() == [("eth",)]

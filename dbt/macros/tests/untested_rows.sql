@@ -12,12 +12,19 @@
     - at run time `get_where_subquery` below (the macro dbt calls to apply `where`) replaces it:
       by nothing (the whole relation) unless var incremental_tests is on, else by
         `_built_at > <tested_through>`, or
-        `_ingested_at > <tested_through> - var('ingestion_lag_tolerance')` (a bronze load stamps
-        its rows with its start time and may commit later; the models take the same slack),
+        `_ingested_at >= <tested_through>`,
       tested_through being read from <target schema>.dbt_test_watermarks by the test query;
-    - the on-run-end hook `record_tested_rows` sets a relation's tested_through to this
-      invocation's run start when every placeholder test of that relation ran and passed (or only
-      warned).
+    - the on-run-end hook `record_tested_rows` sets a relation's tested_through when every
+      placeholder test of that relation ran and passed (or only warned): to this invocation's
+      run start for `_built_at` (dbt stamps the rows it writes with it), and to this
+      invocation's ingestion horizon for `_ingested_at`. A bronze load stamps its rows with its
+      transaction's start and may commit after the tests read bronze; the horizon, taken by the
+      on-run-start hook before any test reads, is the earliest of that moment and the start of
+      every transaction then open (macros/incremental_horizon.sql, as the models' horizons), so
+      every row stamped before it was visible to the tests. The rule used to be "since the last
+      run start less an hour of slack", which re-read an entire large load (a backfill, `make
+      demo`) on every build for an hour after it. Watermarks by ingestion time are kept under
+      `<relation>#ingested`, so one written by the old rule is never taken for a horizon.
     `_built_at` is the run start (dbt's run_started_at) of the invocation that last wrote the row:
     every row an incremental run inserts or rewrites gets a new one, and a full refresh gives all
     rows a new one, so a full build is always tested whole.
@@ -79,7 +86,29 @@
         from {{ test_watermarks_relation() }} as watermarks
         where watermarks.relation_name = dbt_tested_through.relation_name
     $fn$;
+    -- this invocation's ingestion horizon, before any test reads (record_tested_rows uses it)
+    create table if not exists {{ invocation_horizons_relation() }} (
+        invocation_id text primary key,
+        horizon timestamptz not null,
+        recorded_at timestamptz not null default now()
+    );
+    comment on table {{ invocation_horizons_relation() }} is
+        'Per dbt invocation: every bronze row stamped before horizon was visible when it started (dbt/macros/tests/untested_rows.sql).';
+    insert into {{ invocation_horizons_relation() }} (invocation_id, horizon)
+    values ('{{ invocation_id }}', {{ open_transactions_horizon() }})
+    on conflict (invocation_id) do nothing;
+    delete from {{ invocation_horizons_relation() }} where recorded_at < now() - interval '7 days';
 {% endmacro %}
+
+{#- The invocations' horizons, beside the watermarks. -#}
+{% macro invocation_horizons_relation() -%}
+    {{ return(api.Relation.create(database=target.database, schema=target.schema, identifier='dbt_invocation_horizons')) }}
+{%- endmacro %}
+
+{#- The key a relation's watermark is kept under: by `_ingested_at` apart (see the header). -#}
+{% macro tested_rows_key(schema, identifier, column) -%}
+    {{ return(schema ~ '.' ~ identifier ~ ('#ingested' if column == '_ingested_at' else '')) }}
+{%- endmacro %}
 
 {#- The predicate replacing `placeholder` for one tested relation (`true` when the var is off).
     The watermark comes from dbt_tested_through(), a STABLE function: the planner evaluates it
@@ -93,9 +122,9 @@
         {{ return('true') }}
     {%- endif -%}
     {%- set column = untested_rows_placeholders()[placeholder] -%}
+    {%- set key = tested_rows_key(relation.schema, relation.identifier, column) -%}
     {%- set predicate -%}
-        {{ column }} > {{ target.schema }}.dbt_tested_through('{{ relation.schema }}.{{ relation.identifier }}')
-        {%- if column == '_ingested_at' %} - interval '{{ var("ingestion_lag_tolerance") }}'{% endif %}
+        {{ column }} {{ '>=' if column == '_ingested_at' else '>' }} {{ target.schema }}.dbt_tested_through('{{ key }}')
     {%- endset -%}
     {{ return(predicate) }}
 {%- endmacro %}
@@ -131,8 +160,10 @@
     {%- for result in results -%}
         {%- do status_of.update({result.node.unique_id: result.status | string}) -%}
     {%- endfor -%}
-    {#- tested relation (model, or source for source tests) -> its placeholder tests -#}
+    {#- tested relation (model, or source for source tests) -> its placeholder tests, and the
+        column they scope by -#}
     {%- set tests_of = {} -%}
+    {%- set column_of = {} -%}
     {%- for node in graph.nodes.values() -%}
         {%- if node.resource_type == 'test' and has_untested_rows_placeholder(node.config.where) -%}
             {%- set parent = node.attached_node or node.depends_on.nodes[0] -%}
@@ -140,6 +171,9 @@
                 {%- do tests_of.update({parent: []}) -%}
             {%- endif -%}
             {%- do tests_of[parent].append(node.unique_id) -%}
+            {%- if '__untested_ingested_rows__' in node.config.where -%}
+                {%- do column_of.update({parent: '_ingested_at'}) -%}
+            {%- endif -%}
         {%- endif -%}
     {%- endfor -%}
     {%- set tested = [] -%}
@@ -152,7 +186,11 @@
         {%- endfor -%}
         {%- if outcome.passed -%}
             {%- set relation = graph.nodes.get(parent) or graph.sources.get(parent) -%}
-            {%- do tested.append(relation.schema ~ '.' ~ (relation.alias or relation.identifier)) -%}
+            {%- set column = column_of.get(parent, '_built_at') -%}
+            {%- do tested.append((
+                tested_rows_key(relation.schema, relation.alias or relation.identifier, column),
+                column
+            )) -%}
         {%- endif -%}
     {%- endfor -%}
     {%- if tested | length == 0 -%}
@@ -160,8 +198,17 @@
     {%- endif -%}
     insert into {{ test_watermarks_relation() }} (relation_name, tested_through, invocation_id)
     values
-    {%- for name in tested %}
-        ('{{ name }}', '{{ run_started_at }}'::timestamptz, '{{ invocation_id }}'){{ ',' if not loop.last }}
+    {%- for name, column in tested %}
+        ('{{ name }}',
+        {%- if column == '_ingested_at' %}
+         coalesce(
+             (select horizon from {{ invocation_horizons_relation() }} where invocation_id = '{{ invocation_id }}'),
+             '-infinity'::timestamptz
+         ),
+        {%- else %}
+         '{{ run_started_at }}'::timestamptz,
+        {%- endif %}
+         '{{ invocation_id }}'){{ ',' if not loop.last }}
     {%- endfor %}
     on conflict (relation_name) do update
     set tested_through = excluded.tested_through,
@@ -174,21 +221,33 @@
     '{{ run_started_at }}'::timestamptz
 {%- endmacro %}
 
-{#- post-hook of the models with `_built_at`: give a fresh or rebuilt table statistics on it
-    (autovacuum may not have analysed it yet). With them the planner estimates the scoped tests'
-    `_built_at > watermark` from the index and reads a handful of rows; without, it assumes a
-    third of the table matches and plans parallel scans that cost more than the rows they find.
-    Later incremental runs skip it: values past the histogram are estimated from the index. -#}
-{% macro analyze_built_at_once() -%}
+{#- post-hook of the models with `_built_at`: give a fresh or rebuilt table statistics on the
+    columns later builds filter it by (autovacuum may not have analysed it yet): `_built_at`
+    (the scoped tests) and its ingestion time, `_last_ingested_at` or `_source_ingested_at` (the
+    incremental models built on it). With them the planner estimates `column > watermark` from
+    the index and probes a handful of rows by key; without, it assumes a third of the table
+    matches and plans hash joins and parallel scans over all of it (0.5 s a model at 10x
+    history for 38 new candles). Later incremental runs skip it: values past the histogram are
+    estimated from the index. -#}
+{% macro analyze_watermark_columns_once() -%}
     do $analyze$
+    declare
+        missing text;
     begin
-        if not exists (
-            select 1 from pg_stats
-            where schemaname = '{{ this.schema }}'
-                and tablename = '{{ this.identifier }}'
-                and attname = '_built_at'
-        ) then
-            analyze {{ this }} (_built_at);
+        select string_agg(quote_ident(attribute.attname), ', ')
+        into missing
+        from pg_attribute as attribute
+        where attribute.attrelid = '{{ this }}'::regclass
+            and attribute.attname in ('_built_at', '_last_ingested_at', '_source_ingested_at')
+            and not attribute.attisdropped
+            and not exists (
+                select 1 from pg_stats as stats
+                where stats.schemaname = '{{ this.schema }}'
+                    and stats.tablename = '{{ this.identifier }}'
+                    and stats.attname = attribute.attname
+            );
+        if missing is not null then
+            execute format('analyze %s (%s)', '{{ this }}', missing);
         end if;
     end
     $analyze$

@@ -27,7 +27,7 @@
             {'columns': ['_built_at']},
         ],
         pre_hook=["{{ delete_changed_days(per_symbol=true) }}"],
-        post_hook=["{{ analyze_built_at_once() }}"],
+        post_hook=["{{ analyze_watermark_columns_once() }}"],
     )
 }}
 
@@ -124,13 +124,25 @@ recompute_from as (
 
 scoped_prices as (
 
+    {% if is_incremental() %}
+    -- each recomputed symbol's candles, one interval at a time through silver's (symbol,
+    -- interval, timestamp) index; `offset 0` keeps the look-up per key (flattened into a join,
+    -- the planner guessed a hash join over all of silver, whose cost grows with history)
+    select scoped.*
+    from recompute_from
+    cross join {{ candle_intervals_values() }}
+    cross join lateral (
+        select prices.*
+        from prices
+        where prices.symbol = recompute_from.symbol
+            and prices.interval = intervals.interval
+            and prices."timestamp"
+                >= (recompute_from.from_date - {{ volatility_days }})::timestamp at time zone 'UTC'
+        offset 0
+    ) as scoped
+    {% else %}
     select prices.*
     from prices
-    {% if is_incremental() %}
-    inner join recompute_from
-        on prices.symbol = recompute_from.symbol
-        and prices."timestamp"
-            >= (recompute_from.from_date - {{ volatility_days }})::timestamp at time zone 'UTC'
     {% endif %}
 
 ),

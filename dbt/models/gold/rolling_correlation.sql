@@ -27,7 +27,7 @@
             {'columns': ['_built_at']},
         ],
         pre_hook=["{{ delete_changed_days() }}"],
-        post_hook=["{{ analyze_built_at_once() }}"],
+        post_hook=["{{ analyze_watermark_columns_once() }}"],
     )
 }}
 

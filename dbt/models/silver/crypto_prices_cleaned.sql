@@ -5,7 +5,8 @@
     Incremental: for each (symbol, interval) with bronze rows newer than the watermark, or with
     candles corrected or deleted in bronze since (bronze.price_changes), every candle from the
     earliest such timestamp on is removed (pre-hook delete_changed_ranges), re-chosen from all
-    sources and recomputed; the `outlier_window + 1` stored candles before it are the context
+    sources (read through bronze's primary key: its cost follows the changed ranges, not
+    history) and recomputed; the `outlier_window + 1` stored candles before it are the context
     returns and the outlier window need. Everything here depends only on a candle and its
     predecessors, so this equals a full refresh exactly, deletions included. The candle after a
     deleted or corrected one carries the change's time in `_last_ingested_at`, so the models
@@ -29,9 +30,11 @@
             "{{ delete_changed_ranges(changed_or_deleted_partitions("
             "ref('stg_bronze__crypto_prices'), '_ingested_at')) }}"
         ],
-        post_hook=["{{ analyze_built_at_once() }}"],
+        post_hook=["{{ analyze_watermark_columns_once() }}"],
     )
 }}
+
+-- read by incremental builds only: depends_on: {{ ref('stg_bronze__price_sources') }}
 
 {%- set outlier_window = var('outlier_window') | int %}
 {%- set outlier_k = var('outlier_k') %}
@@ -52,14 +55,30 @@ changed as (
 
 ),
 
+sources as (
+
+    select source_api from {{ ref('stg_bronze__price_sources') }}
+
+),
+
+-- Each changed range read once per source through bronze's primary key (source_api, symbol,
+-- interval, timestamp). `offset 0` keeps the look-up a subquery run per range: flattened into a
+-- join, the planner costs it by guesses (it cannot estimate the changed ranges or the sources)
+-- and picks a hash join over all of bronze, whose cost grows with history.
 candidates as (
 
-    select prices.*
-    from prices
-    inner join changed
-        on prices.symbol = changed.symbol
-        and prices.interval = changed.interval
-        and prices."timestamp" >= changed.changed_from
+    select range_rows.*
+    from changed
+    cross join sources
+    cross join lateral (
+        select prices.*
+        from prices
+        where prices.source_api = sources.source_api
+            and prices.symbol = changed.symbol
+            and prices.interval = changed.interval
+            and prices."timestamp" >= changed.changed_from
+        offset 0
+    ) as range_rows
 
 ),
 

@@ -30,7 +30,7 @@
         pre_hook=[
             "{{ delete_changed_ranges(changed_or_deleted_partitions(ref('crypto_prices_cleaned'))) }}"
         ],
-        post_hook=["{{ analyze_built_at_once() }}"],
+        post_hook=["{{ analyze_watermark_columns_once() }}"],
     )
 }}
 

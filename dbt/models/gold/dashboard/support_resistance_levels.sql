@@ -38,13 +38,28 @@ lookback as (
 
 ),
 
+-- Everything below reads silver through its (symbol, interval, timestamp) index, so the cost
+-- follows the lookback windows, not the years of history before them: the symbols by a walk of
+-- the index, each series' newest candle by one probe, its window by one range scan (`offset 0`
+-- keeps each a look-up per series; flattened, the planner scanned all of silver).
+symbols as (
+
+    {{ distinct_leading_values(ref('crypto_prices_cleaned'), 'symbol') }}
+
+),
+
 series_end as (
 
-    select candles.symbol, candles.interval, max(candles."timestamp") as last_candle_at
-    from {{ ref('crypto_prices_cleaned') }} as candles
-    inner join lookback
-        on candles.interval = lookback.interval
-    group by candles.symbol, candles.interval
+    select symbols.symbol, lookback.interval, lookback.days, newest.last_candle_at
+    from symbols
+    cross join lookback
+    cross join lateral (
+        select max(candles."timestamp") as last_candle_at
+        from {{ ref('crypto_prices_cleaned') }} as candles
+        where candles.symbol = symbols.symbol
+            and candles.interval = lookback.interval
+    ) as newest
+    where newest.last_candle_at is not null
 
 ),
 
@@ -58,13 +73,16 @@ windowed as (
         candles.low,
         candles.close,
         series_end.last_candle_at
-    from {{ ref('crypto_prices_cleaned') }} as candles
-    inner join series_end
-        on candles.symbol = series_end.symbol
-        and candles.interval = series_end.interval
-    inner join lookback
-        on candles.interval = lookback.interval
-    where candles."timestamp" > series_end.last_candle_at - lookback.days * interval '1 day'
+    from series_end
+    cross join lateral (
+        select window_candles.*
+        from {{ ref('crypto_prices_cleaned') }} as window_candles
+        where window_candles.symbol = series_end.symbol
+            and window_candles.interval = series_end.interval
+            and window_candles."timestamp"
+                > series_end.last_candle_at - series_end.days * interval '1 day'
+        offset 0
+    ) as candles
 
 ),
 
