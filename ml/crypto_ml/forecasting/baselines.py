@@ -31,11 +31,30 @@ from crypto_ml.forecasting.calibration import (
     trailing_windows,
 )
 from crypto_ml.forecasting.forecasts import QUANTILE_LEVELS, concat_forecasts, make_forecasts
-from crypto_ml.forecasting.panel import Panel
+from crypto_ml.forecasting.panel import Panel, TokenSeries
 from crypto_ml.forecasting.policy import training_skip
 
 #: The interval columns and their levels (the point is the model's own centre).
 INTERVAL_LEVELS = [(c, q) for c, q in QUANTILE_LEVELS.items() if c != "point"]
+
+
+def empirical_quantiles(
+    token: TokenSeries,
+    position: np.ndarray,
+    horizon: int,
+    centre: np.ndarray,
+    window_days: int,
+    min_periods: int,
+) -> dict[str, np.ndarray]:
+    """The point (`centre`, log price) and the random walk's empirical interval around it: one
+    definition for every model that borrows these intervals (naive, drift, Prophet)."""
+    window = calibration_window(window_days, horizon, min_periods)
+    offsets, _ = empirical_offsets(
+        token, position, horizon, [q for _, q in INTERVAL_LEVELS], window
+    )
+    quantiles = {"point": centre}
+    quantiles.update({c: centre + offsets[k] for k, (c, _) in enumerate(INTERVAL_LEVELS)})
+    return quantiles
 
 
 @dataclass(frozen=True)
@@ -66,13 +85,8 @@ class RandomWalkModel:
                     centre = np.full(len(position), np.nan)  # no drift estimate yet: no forecast
                     if known.any():
                         centre[known] = base[known] + np.nanmean(changes[known], axis=1)
-                window = calibration_window(self.window_days, horizon, self.min_periods)
-                offsets, _ = empirical_offsets(
-                    token, position, horizon, [q for _, q in INTERVAL_LEVELS], window
-                )
-                quantiles = {"point": centre}
-                quantiles.update(
-                    {c: centre + offsets[k] for k, (c, _) in enumerate(INTERVAL_LEVELS)}
+                quantiles = empirical_quantiles(
+                    token, position, horizon, centre, self.window_days, self.min_periods
                 )
                 frames.append(make_forecasts(symbol, days, horizon, base, quantiles))
         return concat_forecasts(frames)

@@ -26,8 +26,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from crypto_ml.forecasting.base import FitResult, Origins
-from crypto_ml.forecasting.baselines import INTERVAL_LEVELS
-from crypto_ml.forecasting.calibration import calibration_window, empirical_offsets
+from crypto_ml.forecasting.baselines import empirical_quantiles
 from crypto_ml.forecasting.forecasts import concat_forecasts, make_forecasts
 from crypto_ml.forecasting.panel import Panel
 from crypto_ml.forecasting.policy import Skip, training_skip
@@ -84,13 +83,8 @@ class ProphetModel:
             base = token.frame["log_close"].to_numpy()[position]
             for horizon, target in zip(horizons, targets, strict=True):
                 point = base + yhat.reindex(target).to_numpy() - yhat.reindex(days).to_numpy()
-                window = calibration_window(self.window_days, horizon, self.min_periods)
-                offsets, _ = empirical_offsets(
-                    token, position, horizon, [q for _, q in INTERVAL_LEVELS], window
-                )
-                quantiles = {"point": point}
-                quantiles.update(
-                    {c: point + offsets[k] for k, (c, _) in enumerate(INTERVAL_LEVELS)}
+                quantiles = empirical_quantiles(
+                    token, position, horizon, point, self.window_days, self.min_periods
                 )
                 frames.append(make_forecasts(symbol, days, horizon, base, quantiles))
         return concat_forecasts(frames)
