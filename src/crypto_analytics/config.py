@@ -447,8 +447,10 @@ class MlConfig(StrictModel):
     min_history_days: MlMinHistoryConfig = MlMinHistoryConfig()
     #: A token whose newest close is older than this (days before the newest in gold) is skipped.
     stale_after_days: int = Field(3, ge=0)
-    #: Naive/drift/Prophet intervals: empirical h-day changes over this many recent days (or
-    #: min_calibration_periods horizons, if longer); drift's mean change over this many.
+    #: Drift's mean change over this many recent days; the empirical intervals of stablecoins
+    #: (and of a horizon the pooled moves cannot serve): their own h-day changes over this many
+    #: days (or min_calibration_periods horizons, if longer). Other tokens pool every token's
+    #: moves known at the cut-off (crypto_ml.forecasting.calibration).
     empirical_window_days: int = Field(365, ge=60)
     #: Interval calibration reads scores spanning at least this many non-overlapping h-day
     #: periods (20: a 95 % split-conformal quantile needs 19): look-backs are at least this many

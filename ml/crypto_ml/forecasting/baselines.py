@@ -5,14 +5,17 @@ Every other model is judged against `naive` (MASE = MAE / naive MAE on the same 
 Points: naive = the origin's close; drift = close × exp(mean h-day change over the last
 ml.empirical_window_days), which needs MIN_CHANGES changes (before that: no drift forecast).
 
-Intervals (calibration.empirical_offsets): the quantiles of the token's own h-day moves that had
-ended by the origin, each in units of the volatility at its own start (sigma × sqrt(h)), less
-their mean, times today's sigma × sqrt(h). Two reasons. Volatility clusters, so a move measured
-against the volatility of its time says more about tomorrow's than a raw move from a calm or a
-wild month; and the look-back is at least ml.min_calibration_periods horizons long (600 days at
-30 days ahead), because a year holds only twelve non-overlapping 30-day moves, too few for a
-2.5 % quantile. A change spanning a missing day is never formed (gaps are not filled); with fewer
-than MIN_CHANGES moves or no sigma the interval is missing, not guessed.
+Intervals (calibration.pooled_spreads, read at the fit's cut-off): the quantiles of the h-day
+moves of every non-stablecoin token of the panel that had ended by the cut-off, the whole history,
+each in units of the volatility at its own start (sigma × sqrt(h)), less their mean, times the
+origin's sigma × sqrt(h). Volatility clusters, so a move measured against the volatility of its
+time says more about tomorrow's than a raw move from a calm or a wild month; and a token's own
+recent moves are too few for a tail quantile (600 days hold twenty 30-day periods, whose extremes
+cover 90.5 % of new draws: calibration.py says why pooling). A stablecoin, or a horizon whose pool
+spans fewer than ml.min_calibration_periods periods, uses the token's own moves that had ended by
+the origin over the last year or that many horizons (calibration.empirical_offsets). A change
+spanning a missing day is never formed (gaps are not filled); with too few moves or no sigma the
+interval is missing, not guessed.
 """
 
 from __future__ import annotations
@@ -26,8 +29,10 @@ import pandas as pd
 from crypto_ml.forecasting.base import FitResult, Origins
 from crypto_ml.forecasting.calibration import (
     MIN_CHANGES,
+    PooledSpreads,
     calibration_window,
     empirical_offsets,
+    pooled_spreads,
     trailing_windows,
 )
 from crypto_ml.forecasting.forecasts import QUANTILE_LEVELS, concat_forecasts, make_forecasts
@@ -38,6 +43,15 @@ from crypto_ml.forecasting.policy import training_skip
 INTERVAL_LEVELS = [(c, q) for c, q in QUANTILE_LEVELS.items() if c != "point"]
 
 
+def interval_spreads(
+    panel: Panel, cutoff: pd.Timestamp, horizons: Sequence[int], min_periods: int
+) -> PooledSpreads:
+    """The pooled interval levels every model borrowing the random walk's intervals fixes at
+    its fit (naive, drift, Prophet)."""
+    levels = [q for _, q in INTERVAL_LEVELS]
+    return pooled_spreads(panel, cutoff, horizons, levels, min_periods)
+
+
 def empirical_quantiles(
     token: TokenSeries,
     position: np.ndarray,
@@ -45,13 +59,19 @@ def empirical_quantiles(
     centre: np.ndarray,
     window_days: int,
     min_periods: int,
+    pooled: PooledSpreads | None = None,
 ) -> dict[str, np.ndarray]:
     """The point (`centre`, log price) and the random walk's empirical interval around it: one
-    definition for every model that borrows these intervals (naive, drift, Prophet)."""
-    window = calibration_window(window_days, horizon, min_periods)
-    offsets, _ = empirical_offsets(
-        token, position, horizon, [q for _, q in INTERVAL_LEVELS], window
-    )
+    definition for every model that borrows these intervals (naive, drift, Prophet). The pooled
+    spreads when they serve the horizon, else the token's own moves (module docstring)."""
+    offsets = None
+    if pooled is not None and not token.is_stablecoin:
+        offsets = pooled.offsets(horizon, token.frame["sigma"].to_numpy()[position])
+    if offsets is None:
+        window = calibration_window(window_days, horizon, min_periods)
+        offsets, _ = empirical_offsets(
+            token, position, horizon, [q for _, q in INTERVAL_LEVELS], window
+        )
     quantiles = {"point": centre}
     quantiles.update({c: centre + offsets[k] for k, (c, _) in enumerate(INTERVAL_LEVELS)})
     return quantiles
@@ -64,6 +84,8 @@ class RandomWalkModel:
     window_days: int
     with_drift: bool
     min_periods: int = 20
+    #: The interval spreads read at the fit's cut-off (None: each token's own moves).
+    pooled: PooledSpreads | None = None
 
     def forecast(self, panel: Panel, origins: Origins, horizons: Sequence[int]) -> pd.DataFrame:
         frames = []
@@ -86,8 +108,9 @@ class RandomWalkModel:
                     if known.any():
                         centre[known] = base[known] + np.nanmean(changes[known], axis=1)
                 quantiles = empirical_quantiles(
-                    token, position, horizon, centre, self.window_days, self.min_periods
-                )
+                    token, position, horizon, centre, self.window_days, self.min_periods,
+                    self.pooled,
+                )  # fmt: skip
                 frames.append(make_forecasts(symbol, days, horizon, base, quantiles))
         return concat_forecasts(frames)
 
@@ -100,6 +123,8 @@ class RandomWalk:
     window_days: int
     min_history: int
     min_periods: int = 20
+    #: Horizons whose pooled interval spreads the fit reads (others: each token's own moves).
+    horizons: tuple[int, ...] = (1, 7, 30)
     per_symbol: bool = True
 
     @property
@@ -117,7 +142,8 @@ class RandomWalk:
                 skips.append(skip)
             else:
                 fitted.append(symbol)
+        pooled = interval_spreads(panel, cutoff, self.horizons, self.min_periods)
         model = RandomWalkModel(
-            self.name, fitted, self.window_days, self.with_drift, self.min_periods
+            self.name, fitted, self.window_days, self.with_drift, self.min_periods, pooled
         )
         return FitResult(model, skips)

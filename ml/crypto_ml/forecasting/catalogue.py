@@ -27,6 +27,7 @@ def price_family(name: str, ml: MlConfig) -> ModelFamily:
             window_days=ml.empirical_window_days,
             min_history=getattr(history, name),
             min_periods=ml.min_calibration_periods,
+            horizons=horizons,
         )
     if name == "prophet":
         return ProphetFamily(
@@ -36,6 +37,7 @@ def price_family(name: str, ml: MlConfig) -> ModelFamily:
             seed=ml.seed,
             window_days=ml.empirical_window_days,
             min_periods=ml.min_calibration_periods,
+            horizons=horizons,
         )
     if name == "lstm":
         return LstmFamily(

@@ -12,9 +12,9 @@ ml.ensemble.calibration_days before c):
   is point ± radius × sigma × sqrt(h).
 Which scores (`Calibration.source`): the ensemble's own validation residuals when their origins
 span at least ml.min_calibration_periods non-overlapping h-day periods (calibration.py says why
-periods, not points); otherwise `random_walk`, the random walk's errors in the same units over
-the last max(calibration_days, min_periods × h) days, every token pooled (calibration.
-random_walk_scores) — the ensemble's errors are taken to be the random walk's, which its MASE
+periods, not points); otherwise `random_walk`, the random walk's errors in the same units, every
+move of every non-stablecoin token that had ended by the cut-off (calibration.random_walk_scores;
+calibration.py says why the whole history, the same pool as the baselines' intervals) — the ensemble's errors are taken to be the random walk's, which its MASE
 near 1 supports and which is stated wherever the intervals are reported. At 30 days the own
 residuals of a six-fold backtest span about five periods, so 30-day intervals come from the
 random walk in production; at 1 day they are the ensemble's own from the first fold on. No

@@ -357,9 +357,7 @@ def fit_ensemble_at(
     scored: pd.DataFrame, cutoff: pd.Timestamp, panel: Panel, members: list[str], ml: MlConfig
 ) -> EnsembleState:
     """fit_ensemble at a cut-off, with the random walk's scores known then as its fallback."""
-    fallback = random_walk_fallback(
-        panel, cutoff, list(ml.horizons), ml.ensemble.calibration_days, ml.min_calibration_periods
-    )
+    fallback = random_walk_fallback(panel, cutoff, list(ml.horizons))
     return fit_ensemble(
         scored, cutoff, ml.ensemble.calibration_days, members,
         min_periods=ml.min_calibration_periods, fallback=fallback,

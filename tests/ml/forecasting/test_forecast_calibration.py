@@ -1,5 +1,6 @@
-"""Where interval widths come from: normalised moves, periods, empirical offsets, the random
-walk's pooled scores (known quantiles on synthetic walks), and the conformalised boosting tails."""
+"""Where interval widths come from: normalised moves, periods, empirical offsets, the pooled
+spreads and the random walk's pooled scores (known quantiles on synthetic walks and on
+t-distributed moves), and the conformalised boosting tails."""
 
 from __future__ import annotations
 
@@ -8,13 +9,16 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from crypto_ml.forecasting.baselines import INTERVAL_LEVELS, RandomWalk, empirical_quantiles
 from crypto_ml.forecasting.boosting import GbmModel
 from crypto_ml.forecasting.calibration import (
     MIN_CHANGES,
+    PooledSpreads,
     calibration_periods,
     calibration_window,
     empirical_offsets,
     normalised_changes,
+    pooled_spreads,
     random_walk_fallback,
     random_walk_scores,
 )
@@ -26,11 +30,34 @@ from forecast_testdata import fast_ml
 Z80, Z95 = 1.2815515655446004, 1.959963984540054
 
 
-def _token(log_close: np.ndarray, sigma: np.ndarray, start: str = "2024-01-01") -> TokenSeries:
+def _token(
+    log_close: np.ndarray,
+    sigma: np.ndarray,
+    start: str = "2024-01-01",
+    symbol: str = "AAA",
+    stablecoin: bool = False,
+) -> TokenSeries:
     days = pd.date_range(start, periods=len(log_close), freq="D")
     frame = pd.DataFrame({"log_close": log_close, "sigma": sigma}, index=days)
     frame["observed"] = np.isfinite(frame["log_close"])
-    return TokenSeries("AAA", False, frame)
+    return TokenSeries(symbol, stablecoin, frame)
+
+
+def _t_panel(symbols: int, days: int, seed: int, start: str = "2020-01-01") -> tuple[Panel, dict]:
+    """Tokens whose daily move i is z_i × sigma_i, z ~ t(4) scaled to unit variance, sigma known
+    and different per token (0.5 % to 10 %) and per year: the normalised 1-day moves are t(4)
+    draws whatever the token, so their pooled quantiles are t(4)'s. Returns (panel, z per token)."""
+    rng = np.random.default_rng(seed)
+    series, shocks = {}, {}
+    for k in range(symbols):
+        z = rng.standard_t(4, days) / math.sqrt(2)
+        level = 0.005 * 20 ** (k / max(symbols - 1, 1))
+        sigma = level * np.where((np.arange(days) // 365) % 2 == 0, 1.0, 3.0)
+        log_close = np.concatenate([[0.0], np.cumsum(z[:-1] * sigma[:-1])])
+        symbol = f"T{k:02d}"
+        series[symbol] = _token(log_close, sigma, start, symbol)
+        shocks[symbol] = z
+    return Panel(series), shocks
 
 
 def _walks(symbols: int, days: int, seed: int, daily_sd: float = 0.03) -> pd.DataFrame:
@@ -112,11 +139,125 @@ def test_random_walk_scores_ignore_every_row_after_the_cutoff():
     changed = rows.copy()
     later = changed["date"] > cutoff
     changed.loc[later, "close"] *= np.exp(np.random.default_rng(3).normal(0, 0.5, later.sum()))
-    before = random_walk_fallback(panel, cutoff, [1, 7, 30], 365, 20)
-    after = random_walk_fallback(Panel.from_features(changed), cutoff, [1, 7, 30], 365, 20)
+    before = random_walk_fallback(panel, cutoff, [1, 7, 30])
+    after = random_walk_fallback(Panel.from_features(changed), cutoff, [1, 7, 30])
     for h in (1, 7, 30):
         np.testing.assert_array_equal(before[h].scores, after[h].scores)
-    assert len(before[30].scores) == 4 * (600 - 30)  # 600 days back at 30 days ahead
+    # the whole history: origins from the first day with a sigma (row 20) to the cut-off less h
+    assert len(before[30].scores) == 4 * (639 - 30 - 20 + 1)
+    assert random_walk_scores(panel, cutoff, 30, window_days=600).scores.size == 4 * (600 - 30)
+
+
+T4 = {0.025: -2.776445105, 0.1: -1.533206274, 0.9: 1.533206274, 0.975: 2.776445105}  # t(4)
+
+
+def test_pooled_spreads_are_the_common_quantiles_of_moves_of_tokens_of_any_volatility():
+    panel, _ = _t_panel(symbols=40, days=730, seed=11)
+    levels = [q for _, q in INTERVAL_LEVELS]
+    pooled = pooled_spreads(panel, panel.as_of, [1], levels, min_periods=20)
+    # 40 × 729 moves of t(4) / sqrt(2): every token's volatility divided out
+    expected = np.array([T4[q] / math.sqrt(2) for q in levels])
+    np.testing.assert_allclose(pooled.spreads[1], expected, rtol=0.05)  # about 3 standard errors
+    assert pooled.moves[1] == 40 * 729
+    # one token's own 60 moves would be far off somewhere; the pool is not
+    offsets = pooled.offsets(1, np.array([0.02, 0.0, np.nan]))
+    np.testing.assert_allclose(offsets[:, 0], pooled.spreads[1] * 0.02)
+    assert np.isnan(offsets[:, 1:]).all()  # no sigma, or zero: no interval
+    assert pooled.offsets(7, np.array([0.02])) is None  # a horizon it was not read for
+
+
+def test_pooled_intervals_cover_new_moves_at_nominal_where_each_tokens_own_year_does_not():
+    """Fresh 30-day-like scarcity: each token has a year of 1-day moves in the calibration, and
+    the tails of new draws are judged; the pooled interval reaches 80/95 %, while the extremes
+    of a token's own few moves fall short at 95 % on average."""
+    panel, shocks = _t_panel(symbols=30, days=420, seed=12)
+    cutoff = panel.as_of - pd.Timedelta(days=400)  # each token: 19 known moves only
+    levels = [q for _, q in INTERVAL_LEVELS]
+    pooled = pooled_spreads(panel, cutoff, [1], levels, min_periods=19)
+    assert pooled.periods[1] == pytest.approx(19.0)
+    assert pooled.moves[1] == 30 * 19
+    lo95, lo80, hi80, hi95 = (pooled.spreads[1][k] for k in range(4))
+    fresh = np.concatenate([z[20:] for z in shocks.values()])  # moves after the cut-off
+    assert np.mean((lo80 <= fresh) & (fresh <= hi80)) == pytest.approx(0.80, abs=0.04)
+    assert np.mean((lo95 <= fresh) & (fresh <= hi95)) == pytest.approx(0.95, abs=0.02)
+    own = []  # each token's own 95 % interval from its 19 known moves, on its new ones
+    for z in shocks.values():
+        lo, hi = np.quantile(z[:19], [0.025, 0.975])
+        own.append(np.mean((lo <= z[20:]) & (z[20:] <= hi)))
+    own95 = np.mean(own)
+    assert own95 < 0.92  # the bias pooling removes: (n - 1)/(n + 1) = 0.9 for n = 19
+
+
+def test_pooled_spreads_use_only_moves_ended_by_the_cutoff_of_every_token():
+    panel, _ = _t_panel(symbols=5, days=400, seed=13)
+    cutoff = panel.as_of - pd.Timedelta(days=50)
+    levels = [q for _, q in INTERVAL_LEVELS]
+    expected = pooled_spreads(panel, cutoff, [1, 7, 30], levels, min_periods=5)
+
+    def with_jump(day: pd.Timestamp) -> Panel:
+        """Another token (not the one forecast) jumps by 40 sigma at the close of `day`."""
+        series = dict(panel.series)
+        token = series["T03"]
+        frame = token.frame.copy()
+        frame.loc[frame.index >= day, "log_close"] += 40 * frame.loc[day, "sigma"]
+        series["T03"] = TokenSeries(token.symbol, token.is_stablecoin, frame)
+        return Panel(series)
+
+    after = pooled_spreads(with_jump(cutoff + pd.Timedelta(days=1)), cutoff, [1, 7, 30], levels, 5)
+    for h in (1, 7, 30):
+        np.testing.assert_array_equal(after.spreads[h], expected.spreads[h])
+        assert after.moves[h] == expected.moves[h]
+    # the boundary is tight: the one move of each horizon ending on the cut-off day is known
+    on_day = pooled_spreads(with_jump(cutoff), cutoff, [1, 7, 30], levels, 5)
+    for h in (1, 7, 30):
+        assert on_day.moves[h] == expected.moves[h]
+        assert not np.allclose(on_day.spreads[h], expected.spreads[h])
+
+
+def test_naive_intervals_come_from_the_pool_and_a_stablecoin_keeps_its_own(walk_panel):
+    cutoff = pd.Timestamp("2024-03-20")
+    symbols = ["AAA", "BBB", "CCC", "USDX"]
+    fitted = (
+        RandomWalk(False, 365, 60, min_periods=5, horizons=(1, 30))
+        .fit(walk_panel, cutoff, symbols)
+        .fitted
+    )
+    pooled = fitted.pooled
+    assert isinstance(pooled, PooledSpreads) and set(pooled.spreads) == {1, 30}
+    # the pool is the three walks', fixed at the cut-off (the stablecoin's peg is left out)
+    truncated = walk_panel.truncate(cutoff)
+    levels = [q for _, q in INTERVAL_LEVELS]
+    no_peg = Panel({s: truncated[s] for s in ("AAA", "BBB", "CCC")})
+    np.testing.assert_array_equal(
+        pooled.spreads[30], pooled_spreads(no_peg, cutoff, [30], levels, 5).spreads[30]
+    )
+    origin = cutoff + pd.Timedelta(days=6)
+    out = fitted.forecast(walk_panel, {s: pd.DatetimeIndex([origin]) for s in symbols}, [30])
+    out = out.set_index("symbol")
+    for symbol in ("AAA", "CCC"):
+        sigma = walk_panel[symbol].frame.loc[origin, "sigma"]
+        np.testing.assert_allclose(
+            out.loc[symbol, "q975"] - out.loc[symbol, "point"],
+            pooled.spreads[30][-1] * sigma * math.sqrt(30),
+        )
+    # the stablecoin's interval is its own moves' (a peg's are far narrower than the pool's)
+    usdx = walk_panel["USDX"]
+    position = usdx.frame.index.get_indexer([origin])
+    own = empirical_quantiles(usdx, position, 30, np.zeros(1), 365, 5)
+    assert out.loc["USDX", "q975"] - out.loc["USDX", "point"] == pytest.approx(own["q975"][0])
+
+
+def test_a_pool_spanning_too_few_periods_leaves_each_token_its_own_moves():
+    panel, _ = _t_panel(symbols=3, days=200, seed=14)
+    levels = [q for _, q in INTERVAL_LEVELS]
+    pooled = pooled_spreads(panel, panel.as_of, [1, 30], levels, min_periods=20)
+    assert set(pooled.spreads) == {1}  # 170 origins / 30 < 20 periods at 30 days
+    token = panel["T01"]
+    position = np.array([199])
+    with_pool = empirical_quantiles(token, position, 30, np.zeros(1), 365, 5, pooled)
+    own = empirical_quantiles(token, position, 30, np.zeros(1), 365, 5)
+    for column in ("q025", "q975"):
+        np.testing.assert_array_equal(with_pool[column], own[column])
 
 
 def _noise_rows(rng: np.random.Generator, days: int, start: str) -> pd.DataFrame:
