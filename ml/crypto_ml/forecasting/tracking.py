@@ -38,9 +38,11 @@ log = logging.getLogger(__name__)
 
 #: What each family cannot do, for its model card.
 KNOWN_LIMITS: dict[str, str] = {
-    "naive": "No view of the future beyond the last close; intervals assume the token's past "
-    "h-day moves (the last year, or 20 horizons if longer), scaled by today's volatility, "
-    "repeat: a 30-day volatility regime change inside the horizon is not foreseen.",
+    "naive": "No view of the future beyond the last close; intervals assume every token's past "
+    "h-day moves known at the fit (whole history, pooled; a stablecoin's own), in units of the "
+    "volatility at their start and scaled by today's, repeat, and that their shape is the same "
+    "for every token and year: a volatility regime change inside the horizon is not foreseen, "
+    "and coverage holds on average over tokens, not for each token.",
     "drift": "Extrapolates the last year's average move, which in crypto is mostly noise; "
     "same interval assumption as naive.",
     "prophet": "A smooth trend plus weekly/yearly seasonality on log price: crypto has little "
