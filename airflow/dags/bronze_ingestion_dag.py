@@ -10,8 +10,8 @@ ends the run. Every task calls one function of `crypto_analytics.ingestion.bronz
 
 **Few task instances, on purpose.** Each costs seconds of scheduling and start-up on a 2-core
 machine, and the Asset event is what the next layer waits for: a run is plan, one task per
-request, the check, and the leaf. Fetch and load share a task (a load that fails is replayed
-from the lake, `crypto-analytics replay`, not re-fetched by a task of its own).
+request, the check, and the leaf. Fetch and load share a task (a retry fetches again;
+`crypto-analytics replay` loads what the lake holds without fetching).
 
 **Requests group tokens** that share a window (at most `ingestion.symbols_per_request`, 8 by
 default), so a run is a handful of tasks rather than one per token. Inside a group each symbol is
