@@ -13,7 +13,7 @@ machine, and the Asset event is what the next layer waits for: a run is plan, on
 request, the check, and the leaf. Fetch and load share a task (a retry fetches again;
 `crypto-analytics replay` loads what the lake holds without fetching).
 
-**Requests group tokens** that share a window (at most `ingestion.symbols_per_request`, 8 by
+**Requests group tokens** that share a window (at most `ingestion.symbols_per_request`, 20 by
 default), so a run is a handful of tasks rather than one per token. Inside a group each symbol is
 fetched on its own: a symbol that fails is audited as failed and named in the load report, the
 rest of the group lands.
