@@ -152,8 +152,37 @@ def cycle_conf(hour: datetime) -> dict[str, Any]:
     }
 
 
-def run_cycle(api: Any, conf: dict[str, Any], timeout: float) -> dict[str, float]:
-    """Trigger bronze and wait for gold; seconds per DAG run and for the whole cycle."""
+def _timeline(
+    dag_id: str, tis: list[dict[str, Any]], origin: datetime
+) -> list[tuple[float, float, float, str]]:
+    """(queued, started, ended, label) of each task instance, seconds after `origin`."""
+
+    def at(value: str | None) -> float:
+        return (_parse(value) - origin).total_seconds() if value else float("nan")
+
+    rows = []
+    for ti in tis:
+        label = f"{dag_id}.{ti['task_id']}"
+        if ti.get("map_index", -1) >= 0:
+            label += f"[{ti['map_index']}]"
+        rows.append(
+            (at(ti.get("queued_when")), at(ti.get("start_date")), at(ti.get("end_date")), label)
+        )
+    return rows
+
+
+def print_timeline(rows: list[tuple[float, float, float, str]]) -> None:
+    """Where a cycle's seconds go: every task instance, in the order it started."""
+    print(f"{'queued':>8}{'start':>8}{'end':>8}{'run s':>7}  task (seconds after bronze start)")
+    for queued, start, end, label in sorted(rows, key=lambda r: (r[1], r[3])):
+        print(f"{queued:8.1f}{start:8.1f}{end:8.1f}{end - start:7.1f}  {label}")
+
+
+def run_cycle(
+    api: Any, conf: dict[str, Any], timeout: float
+) -> tuple[dict[str, float], list[tuple[float, float, float, str]]]:
+    """Trigger bronze and wait for gold; seconds per DAG run and for the whole cycle, and the
+    cycle's task instances on one time line."""
     bronze_run = api.trigger(BRONZE_DAG_ID, conf)
     runs = {BRONZE_DAG_ID: api.wait_for_run_id(BRONZE_DAG_ID, bronze_run, timeout)}
     # The silver and gold runs this cycle's Asset events started (a scheduled bronze run may
@@ -174,12 +203,14 @@ def run_cycle(api: Any, conf: dict[str, Any], timeout: float) -> dict[str, float
     }
     bronze_start = _parse(runs[BRONZE_DAG_ID]["start_date"])
     figures["cycle"] = (_parse(events[0]["timestamp"]) - bronze_start).total_seconds()
+    timeline: list[tuple[float, float, float, str]] = []
     for dag_id in PIPELINE_DAG_IDS:
         run = runs[dag_id]
         figures[f"{dag_id}_wait"] = (
             _parse(run["start_date"]) - _parse(run["queued_at"])
         ).total_seconds()
         tis = api.task_instances(dag_id, run["dag_run_id"])
+        timeline.extend(_timeline(dag_id, tis, bronze_start))
         figures[f"{dag_id}_tasks"] = float(len(tis))
         # the longest a task of the run waited for an executor slot (queued -> started)
         figures[f"{dag_id}_slot_wait"] = max(
@@ -190,7 +221,7 @@ def run_cycle(api: Any, conf: dict[str, Any], timeout: float) -> dict[str, float
             ),
             default=0.0,
         )
-    return figures
+    return figures, timeline
 
 
 def main() -> None:
@@ -200,6 +231,9 @@ def main() -> None:
     parser.add_argument("--cycles", type=int, default=2, help="cycles to time (one hour each)")
     parser.add_argument("--dbt-mode", choices=["watcher", "local"], default="watcher")
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds per DAG run")
+    parser.add_argument(
+        "--timeline", action="store_true", help="print every task instance of the last cycle"
+    )
     parser.add_argument("--keep", action="store_true", help="keep databases and the temp folder")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -247,7 +281,7 @@ def main() -> None:
         cycles = []
         for k in range(args.cycles):
             forget_last_hour(env["CRYPTO_DATABASE_URL"], last_hour)
-            figures = run_cycle(api, cycle_conf(last_hour), args.timeout)
+            figures, timeline = run_cycle(api, cycle_conf(last_hour), args.timeout)
             log.info("cycle %d: %s", k + 1, json.dumps(figures))
             cycles.append(figures)
         cli = []
@@ -294,6 +328,9 @@ def main() -> None:
             for c in cycles
         )
     )
+    if args.timeline:
+        print(f"\ntimeline of cycle {len(cycles)}")
+        print_timeline(timeline)
     warm = cycles[-1]["cycle"]
     print(
         f"last cycle {warm:.1f} s (target < {TARGET_CYCLE_SECONDS:.0f} s on an idle machine: "

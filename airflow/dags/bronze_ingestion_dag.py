@@ -2,31 +2,37 @@
 ### Bronze ingestion: every source, every token, into `bronze.*` every 15 minutes
 
 `plan_fetches` reads the watermarks and returns one request per (source, dataset, interval, group
-of tokens) still missing; `fetch_to_lake` is mapped over them and keeps each response in the lake
-(raw payload, Parquet, manifest); `load_bronze` is mapped over the manifests and validates,
-quarantines and loads each batch in one transaction; `check_bronze_quality` checks the batches of
-the run as a whole; `collect_failures` gathers what failed; `announce_bronze` emits the
-**`crypto_bronze`** Asset that the silver DAG is scheduled on; `surface_failures` ends the run.
-Every task calls one function of `crypto_analytics.ingestion.bronze_run`.
+of tokens) still missing; `ingest_batch` is mapped over them: it keeps each response in the lake
+(raw payload, Parquet, manifest), then validates, quarantines and loads the batch in one
+transaction; `check_and_announce` checks the batches of the run as a whole, gathers what failed
+and emits the **`crypto_bronze`** Asset that the silver DAG is scheduled on; `surface_failures`
+ends the run. Every task calls one function of `crypto_analytics.ingestion.bronze_run`.
 
-**Requests group tokens** that share a window (at most `ingestion.symbols_per_request`, 8 by
+**Few task instances, on purpose.** Each costs seconds of scheduling and start-up on a 2-core
+machine, and the Asset event is what the next layer waits for: a run is plan, one task per
+request, the check, and the leaf. Fetch and load share a task (a retry fetches again;
+`crypto-analytics replay` loads what the lake holds without fetching).
+
+**Requests group tokens** that share a window (at most `ingestion.symbols_per_request`, 20 by
 default), so a run is a handful of tasks rather than one per token. Inside a group each symbol is
 fetched on its own: a symbol that fails is audited as failed and named in the load report, the
 rest of the group lands.
 
 **When a whole request fails** (after its retries; an unreachable host is not retried) the others
-are not lost: `load_bronze` runs with `trigger_rule=all_done` over the fetches that returned a
-manifest. The failure is in `bronze.ingestion_audit`, its task instance stays red, and
-`collect_failures` lists it. A load that died without a word (killed, out of memory) is found
-still `running` in the audit once every load has ended, and marked failed.
+are not lost: `check_and_announce` runs with `trigger_rule=all_done` over the requests that
+landed. The failure is in `bronze.ingestion_audit`, its task instance stays red, and the run's
+failures list it. A load that died without a word (killed, out of memory) is found still
+`running` in the audit once every task has ended (its manifest was recorded before the load
+started), and marked failed.
 
 **What the Asset event means.** `crypto_bronze` is emitted after the quality gate and after the
 run's failures were collected, when at least one new row landed: "bronze changed, and every batch
 that changed it passed this run's checks". It is emitted *even if another request failed* (the
 data that is there is correct; the failed part lands on a later run, its watermark not having
 moved, and is announced then); its `extra` carries `batches`, `rows_inserted`, `complete` (false
-when anything failed) and `failures`. No event when the quality gate fails or nothing new landed.
-Whatever failed, `surface_failures` (the only leaf, `all_done`) then fails the run.
+when anything failed) and `failures`. No event when the quality gate fails (`check_and_announce`
+fails) or nothing new landed (it is skipped). Whatever failed, `surface_failures` (the only leaf,
+`all_done`) then fails the run, naming it.
 
 **Params** (all optional; leave empty for the configured defaults): `sources`
 (config `ingestion.default_sources`; `["synthetic"]` runs offline), `symbols`, `intervals`,
@@ -52,6 +58,11 @@ from crypto_analytics.contract import (
     DEFAULT_TASK_ARGS,
     MAX_ACTIVE_FETCHES,
 )
+
+#: XCom keys: a fetch's manifest (pushed before its load, so a load that dies is still found) and
+#: the run's failures (pushed before the gate can fail, so surface_failures always has them).
+MANIFEST = "manifest"
+FAILURES = "failures"
 
 
 def _optional_list(description: str) -> Param:
@@ -91,68 +102,50 @@ def bronze_ingestion() -> None:
         return bronze_run.plan_fetches(params)
 
     @task(map_index_template="{{ fetch_label }}", max_active_tis_per_dagrun=MAX_ACTIVE_FETCHES)
-    def fetch_to_lake(request: dict[str, Any]) -> str | None:
-        """Fetch one request into the lake; None (no XCom, so no load) when the source skips it."""
+    def ingest_batch(request: dict[str, Any]) -> dict[str, Any]:
+        """Fetch one request into the lake, then validate and load it in one transaction."""
         from crypto_analytics.ingestion import bronze_run
 
-        get_current_context()["fetch_label"] = bronze_run.describe_request(request)  # type: ignore[typeddict-unknown-key]
-        return bronze_run.fetch(request)
+        context = get_current_context()
+        context["fetch_label"] = bronze_run.describe_request(request)  # type: ignore[typeddict-unknown-key]
+        ti = context["ti"]
+        report = bronze_run.ingest(request, lambda path: ti.xcom_push(key=MANIFEST, value=path))
+        if report is None:
+            raise AirflowSkipException("the source skips this request: see the log for why")
+        return report
 
-    @task(trigger_rule=TriggerRule.ALL_DONE)
-    def load_bronze(manifest_path: str) -> dict[str, Any]:
-        """Validate one lake batch and load it; mapped only over the fetches that succeeded."""
+    @task(trigger_rule=TriggerRule.ALL_DONE, retries=0, outlets=[BRONZE])
+    def check_and_announce(reports: list[dict[str, Any]]) -> None:
+        """Check every batch this run loaded and collect what failed; then emit the bronze
+        Asset with both, unless the gate failed (this task fails) or nothing new landed."""
         from crypto_analytics.ingestion import bronze_run
 
-        return bronze_run.load(manifest_path)
-
-    @task(trigger_rule=TriggerRule.ALL_DONE)
-    def check_bronze_quality(reports: list[dict[str, Any]]) -> dict[str, Any]:
-        """Check every batch this run loaded; raises DataQualityError listing what failed."""
-        from crypto_analytics.ingestion import bronze_run
-
-        verdict = bronze_run.check_quality(reports)
-        if verdict is None:
-            raise AirflowSkipException("no batch was loaded in this run: nothing to check")
-        return verdict
-
-    @task(trigger_rule=TriggerRule.ALL_DONE, retries=0)
-    def collect_failures(
-        reports: list[dict[str, Any]], manifests: list[str | None]
-    ) -> dict[str, Any]:
-        """What of this run failed (tasks, symbols, loads that died), once everything ended."""
-        from crypto_analytics.ingestion import bronze_run
-
-        ti = get_current_context()["ti"]
+        context = get_current_context()
+        ti = context["ti"]
         states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[ti.run_id]).get(ti.run_id, {})
-        return bronze_run.collect_failures(reports, manifests, states)
-
-    @task(outlets=[BRONZE])
-    def announce_bronze(quality: dict[str, Any], failures: dict[str, Any]) -> None:
-        """Emit the bronze Asset with what landed and what failed, unless nothing new landed."""
-        from crypto_analytics.ingestion import bronze_run
-
-        extra = bronze_run.announcement(quality, failures)
+        extra = bronze_run.check_and_announce(
+            reports,
+            ti.xcom_pull(task_ids="ingest_batch", key=MANIFEST),
+            states,
+            lambda failures: ti.xcom_push(key=FAILURES, value=failures),
+        )
         if extra is None:
             raise AirflowSkipException("no new rows in bronze: not announcing an update")
-        get_current_context()["outlet_events"][BRONZE].extra = extra
+        context["outlet_events"][BRONZE].extra = extra
 
     @task(trigger_rule=TriggerRule.ALL_DONE, retries=0)
-    def surface_failures(failures: dict[str, Any] | None) -> None:
+    def surface_failures() -> None:
         """Fail the run when anything in it failed (after the data that landed was announced)."""
         from crypto_analytics.ingestion import bronze_run
 
-        bronze_run.surface_failures(failures)
+        ti = get_current_context()["ti"]
+        bronze_run.surface_failures(ti.xcom_pull(task_ids="check_and_announce", key=FAILURES))
 
     planned = plan_fetches()
-    manifests = fetch_to_lake.expand(request=planned)
-    reports = load_bronze.expand(manifest_path=manifests)
-    quality = check_bronze_quality(reports)
-    failures = collect_failures(reports, manifests)
-    quality >> failures
-    announced = announce_bronze(quality, failures)
-    ended = surface_failures(failures)
+    reports = ingest_batch.expand(request=planned)
+    announced = check_and_announce(reports)
     # the only leaf decides the run's state, so it waits for every other task
-    [planned, manifests, reports, quality, announced] >> ended
+    [planned, reports, announced] >> surface_failures()
 
 
 bronze_ingestion()

@@ -145,7 +145,7 @@ class IngestionConfig(StrictModel):
     http_timeout_seconds: float = Field(20, gt=0)
     max_retries: int = Field(5, ge=0)
     #: Tokens sharing a window are fetched in one request (one Airflow task) of at most this many.
-    symbols_per_request: int = Field(8, ge=1)
+    symbols_per_request: int = Field(20, ge=1)
     retry_base_seconds: float = Field(1.0, ge=0)
     retry_max_seconds: float = Field(60.0, ge=0)
     #: A batch quarantining more than this share of its rows fails the bronze quality check.

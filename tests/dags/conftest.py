@@ -120,3 +120,29 @@ def bronze_dag_bag():
     bag = parse_dags(DAGS_FOLDER / "bronze_ingestion_dag.py")
     assert bag.import_errors == {}
     return bag
+
+
+def _dbt_tests_since(url: str, started) -> dict[str, str]:
+    """Model (or source) name -> worst status of the dbt data tests that ran on it since
+    `started`, from dbt's own record of every test (public.dbt_test_results)."""
+    from crypto_analytics.warehouse import connect
+
+    rank = {"pass": 0, "warn": 1, "fail": 2, "error": 3}
+    worst: dict[str, str] = {}
+    with connect(url) as conn:
+        rows = conn.execute(
+            "select tested_node, status from public.dbt_test_results"
+            " where run_started_at >= %s and resource_type = 'test'",
+            (started,),
+        ).fetchall()
+    for node, status in rows:
+        name = node.rsplit(".", 1)[-1]
+        if rank.get(status, 3) >= rank.get(worst.get(name, "pass"), 3):
+            worst[name] = status
+    return worst
+
+
+@pytest.fixture(scope="session")
+def dbt_tests_since():
+    """What the DAG tests ask of a run's dbt tests: which nodes were tested, and how they fared."""
+    return _dbt_tests_since

@@ -169,7 +169,7 @@ def test_a_failing_rule_fails_its_task_but_the_others_and_the_delivery_run(
 @pytest.mark.integration
 @pytest.mark.slow
 def test_the_alert_views_are_built_and_tested_after_the_evaluation(
-    alert_dag, btc_gold, httpserver, monkeypatch, tmp_path
+    alert_dag, btc_gold, dbt_tests_since, httpserver, monkeypatch, tmp_path
 ):
     """The whole DAG: what the evaluation recorded is in gold's alert views right after it, and
     their data tests ran on it (dbt's own record of the build), in this DAG's run."""
@@ -194,15 +194,9 @@ def test_the_alert_views_are_built_and_tested_after_the_evaluation(
     }
     with psycopg.connect(btc_gold) as conn:
         alerts = conn.execute("select rule_id, subject, webhook_status from gold.alerts").fetchall()
-        tested = conn.execute(
-            """
-            select tested_node, status from public.dbt_test_results
-            where run_started_at >= %s and resource_type = 'test'
-            """,
-            (started,),
-        ).fetchall()
+    tested = dbt_tests_since(btc_gold, started)
     assert alerts == [("btc_low", "BTC", "delivered")] or alerts == [("btc_low", "BTC", "pending")]
-    tested_models = {node.rsplit(".", 1)[-1] for node, _ in tested}
+    tested_models = set(tested)
     assert {"alerts", "alert_rule_state", "stream_heartbeat", "live_candles"} <= tested_models
-    assert {status for _, status in tested} == {"pass"}
+    assert set(tested.values()) == {"pass"}
     assert not tested_models & {"daily_crypto_metrics", "price_predictions"}, tested_models

@@ -114,11 +114,8 @@ def test_run_lands_candles_and_audit_and_announces_bronze(warehouse_url, bronze_
     assert run.state == "success"
     assert _task_states(run) == {
         "plan_fetches": ["success"],
-        "fetch_to_lake": ["success"] * 3,
-        "load_bronze": ["success"] * 3,
-        "check_bronze_quality": ["success"],
-        "collect_failures": ["success"],
-        "announce_bronze": ["success"],
+        "ingest_batch": ["success"] * 3,
+        "check_and_announce": ["success"],
         "surface_failures": ["success"],
     }
     assert _bronze_prices(warehouse_url) == [
@@ -142,7 +139,7 @@ def test_run_lands_candles_and_audit_and_announces_bronze(warehouse_url, bronze_
     rerun = bronze_dag.test(run_conf=RUN_CONF)
 
     assert rerun.state == "success"
-    assert _task_states(rerun)["announce_bronze"] == ["skipped"]
+    assert _task_states(rerun)["check_and_announce"] == ["skipped"]
     assert _asset_events(rerun) == []
     assert [row[:6] for row in _audit(warehouse_url)] == [
         ("BTC", "1d", "succeeded", 30, 30, 0),
@@ -164,7 +161,7 @@ def test_one_failing_symbol_keeps_the_others_and_fails_the_run(
     fetches = {
         ti.rendered_map_index: str(ti.state)
         for ti in run.get_task_instances()
-        if ti.task_id == "fetch_to_lake"
+        if ti.task_id == "ingest_batch"
     }
     assert fetches == {
         "synthetic ohlcv/1d BTC [2024-01-01 00:00, 2024-01-31 00:00)": "success",
@@ -172,9 +169,7 @@ def test_one_failing_symbol_keeps_the_others_and_fails_the_run(
         "synthetic ohlcv/1d SOL [2024-01-01 00:00, 2024-01-31 00:00)": "success",
     }
     states = _task_states(run)
-    assert states["load_bronze"] == ["success", "success"]
-    assert states["check_bronze_quality"] == ["success"]
-    assert states["announce_bronze"] == ["success"]
+    assert states["check_and_announce"] == ["success"]
     assert states["surface_failures"] == ["failed"]
 
     assert _bronze_prices(warehouse_url) == [
@@ -199,7 +194,7 @@ def test_one_failing_symbol_keeps_the_others_and_fails_the_run(
     (event,) = _asset_events(run)
     assert event["extra"]["rows_inserted"] == 60 and event["extra"]["batches"] == 2
     assert event["extra"]["complete"] is False
-    assert event["extra"]["failures"] == ["1 task instance(s) failed: fetch_to_lake_1"]
+    assert event["extra"]["failures"] == ["1 task instance(s) failed: ingest_batch_1"]
 
 
 def test_a_failing_symbol_inside_a_grouped_request_keeps_its_group(
@@ -212,9 +207,8 @@ def test_a_failing_symbol_inside_a_grouped_request_keeps_its_group(
     assert run.state == "failed"
     states = _task_states(run)
     # One request for the three tokens: it fetched and loaded what it could...
-    assert states["fetch_to_lake"] == ["success"]
-    assert states["load_bronze"] == ["success"]
-    assert states["announce_bronze"] == ["success"]
+    assert states["ingest_batch"] == ["success"]
+    assert states["check_and_announce"] == ["success"]
     # ...and the run still ends failed, naming the symbol.
     assert states["surface_failures"] == ["failed"]
     assert _bronze_prices(warehouse_url) == [
@@ -242,3 +236,38 @@ def test_a_failing_symbol_inside_a_grouped_request_keeps_its_group(
         "1 symbol(s) could not be fetched: synthetic ETH (SourceUnavailable: synthetic: ETH feed "
         "is down (injected by the test))"
     ]
+
+
+def test_a_failing_quality_gate_announces_nothing_and_names_itself(
+    warehouse_url, bronze_dag, monkeypatch
+):
+    """SOL's feed sends one candle whose high is below its low: it is quarantined, one row of 30
+    is over a 1 % quarantine limit, so the gate fails. The good rows stay in bronze (they passed
+    validation), but silver is not told, and the run ends failed naming the gate."""
+    real_fetch = SyntheticSource.fetch_ohlcv
+
+    def fetch(self, token, interval, start, end):
+        result = real_fetch(self, token, interval, start, end)
+        if token.symbol == "SOL":
+            result.frame.loc[result.frame.index[0], "high"] = 0.5 * result.frame["low"].iloc[0]
+        return result
+
+    monkeypatch.setattr(SyntheticSource, "fetch_ohlcv", fetch)
+    monkeypatch.setenv("CRYPTO_INGESTION__MAX_QUARANTINE_RATIO", "0.01")
+    get_settings.cache_clear()
+
+    run = bronze_dag.test(run_conf=RUN_CONF)
+
+    assert run.state == "failed"
+    states = _task_states(run)
+    assert states["ingest_batch"] == ["success"] * 3
+    assert states["check_and_announce"] == ["failed"]
+    assert states["surface_failures"] == ["failed"]
+    assert _asset_events(run) == []
+    (failures,) = [
+        ti.xcom_pull(task_ids="check_and_announce", key="failures")
+        for ti in run.get_task_instances()
+        if ti.task_id == "surface_failures"
+    ]
+    assert "bronze quality check failed" in failures["quality_gate"]
+    assert "(synthetic ohlcv/1d) quarantined 1 of 30 rows" in failures["quality_gate"]

@@ -114,25 +114,10 @@ FORECASTING_VIEWS = {
 }  # fmt: skip
 
 
-def _tests_since(url: str, started) -> dict[str, str]:
-    """Model (or source) -> worst status of the dbt data tests that ran on it since `started`,
-    from dbt's own record of every test (public.dbt_test_results)."""
-    worst: dict[str, str] = {}
-    with connect(url) as conn:
-        rows = conn.execute(
-            "select tested_node, status from public.dbt_test_results"
-            " where run_started_at >= %s and resource_type = 'test'",
-            (started,),
-        ).fetchall()
-    for node, status in rows:
-        worst[node] = status if worst.get(node, "pass") == "pass" else worst[node]
-    return worst
-
-
 @pytest.mark.integration
 @pytest.mark.slow
 def test_offline_source_to_forecasts_in_gold(
-    ml_dags, warehouse_url, airflow_db, monkeypatch, tmp_path
+    ml_dags, warehouse_url, airflow_db, dbt_tests_since, monkeypatch, tmp_path
 ):
     """Synthetic candles -> bronze -> dbt (the feature mart, the forecasting views) -> ml_training
     (dag.test) -> gold.price_predictions; then ml_inference refreshes them without duplicates."""
@@ -171,7 +156,7 @@ def test_offline_source_to_forecasts_in_gold(
         assert sum(1 for key in states if key.startswith("train_models[")) >= 5
         assert _emitted(run) == ["crypto_price_predictions"]
         # the run's last task tested gold's forecasting views over what it wrote, and only them
-        tested = _tests_since(warehouse_url, started)
+        tested = dbt_tests_since(warehouse_url, started)
         assert {"price_predictions", "model_evaluation", "champion_decisions"} <= set(tested)
         assert set(tested) <= FORECASTING_VIEWS, set(tested) - FORECASTING_VIEWS
         assert set(tested.values()) == {"pass"}
@@ -191,7 +176,7 @@ def test_offline_source_to_forecasts_in_gold(
         states = _states(again)
         assert states.pop("trigger_retraining") == "skipped"  # no drift: no retraining
         assert set(states.values()) == {"success"}, states
-        assert "price_predictions" in _tests_since(warehouse_url, started)
+        assert "price_predictions" in dbt_tests_since(warehouse_url, started)
         assert _emitted(again) == ["crypto_price_predictions"]
         with connect(warehouse_url) as conn:
             rows = conn.execute("select count(*) from gold.price_predictions").fetchone()[0]

@@ -120,7 +120,7 @@ OFFLINE_SYMBOLS = ["BTC", "ETH", "SOL", "DOGE", "LINK", "AAVE"]
 @pytest.mark.integration
 @pytest.mark.slow
 def test_offline_source_to_gold_to_portfolio_views(
-    portfolio_dag, warehouse_url, airflow_db, monkeypatch, tmp_path
+    portfolio_dag, warehouse_url, airflow_db, dbt_tests_since, monkeypatch, tmp_path
 ):
     """The whole path on the offline source: synthetic daily candles -> bronze -> dbt silver and
     gold -> the portfolio DAG (dag.test) -> the gold portfolio views, built and tested by dbt."""
@@ -155,12 +155,7 @@ def test_offline_source_to_gold_to_portfolio_views(
     assert states.pop("send_report_email") == "skipped"
     assert set(states.values()) == {"success"}, states  # build_portfolio_views included
 
-    with connect(warehouse_url) as conn:
-        tested = dict(conn.execute(
-            "select tested_node, min(status) from public.dbt_test_results"
-            " where run_started_at >= %s and resource_type = 'test' group by tested_node",
-            (started,),
-        ).fetchall())  # fmt: skip
+    tested = dbt_tests_since(warehouse_url, started)
     assert {"portfolio_weights_optimized", "efficient_frontier", "monte_carlo_portfolios",
             "portfolio_backtest", "rebalancing_recommendations"} <= set(tested)  # fmt: skip
     assert set(tested.values()) == {"pass"}, tested

@@ -1,8 +1,8 @@
 """Warehouses for the dashboard tests, built once per session and shared by every test here.
 
 - `demo_warehouse`: the offline demo (`crypto-analytics demo`: synthetic market for the whole
-  universe, silver and gold built by dbt, the portfolio optimised, forecasts) plus one pass of
-  the alert engine (`alerts evaluate --no-deliver`), in a database of its own;
+  universe, silver and gold built by dbt, the portfolio optimised, forecasts, and one pass of
+  the alert engine without delivery), in a database of its own;
 - `built_empty_warehouse`: migrated and `dbt build` run, but nothing ingested (a fresh install
   whose pipeline ran before any data arrived);
 - the root conftest's `warehouse_url`: migrated only, gold never built;
@@ -90,9 +90,7 @@ def demo_warehouse(_databases: Callable[[], str], tmp_path_factory: pytest.TempP
     """URL of a database holding the offline demo, built once per session (~1-2 min)."""
     url = _databases()
     env = _isolated_env(tmp_path_factory.mktemp("demo"), url)
-    _cli(env, "demo")
-    # the alert engine's first pass on the demo's gold (nothing is sent: no delivery)
-    _cli(env, "alerts", "evaluate", "--no-deliver")
+    _cli(env, "demo")  # its last step is the alert engine's first pass (nothing delivered)
     get_settings.cache_clear()
     return url
 

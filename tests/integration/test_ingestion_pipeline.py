@@ -182,13 +182,13 @@ def test_tokens_sharing_a_window_are_grouped_into_few_requests(warehouse_url):
     )
     ohlcv = [r for r in plan if r.dataset == "ohlcv"]
     books = [r for r in plan if r.dataset == "orderbook"]
-    # 38 tokens, no watermarks yet: one shared window, chunks of 8 → 8+8+8+8+6.
-    assert [len(r.symbols) for r in ohlcv] == [8, 8, 8, 8, 6]
+    # 38 tokens, no watermarks yet: one shared window, at most 20 a request → 19 + 19.
+    assert [len(r.symbols) for r in ohlcv] == [19, 19]
     assert len({(r.start, r.end) for r in ohlcv}) == 1
     assert sorted(s for r in ohlcv for s in r.symbols) == sorted(
         t.symbol for t in pipeline.get_settings().tokens
     )
-    assert [len(r.symbols) for r in books] == [8, 8, 8, 8, 6]
+    assert [len(r.symbols) for r in books] == [19, 19]
     # A token already up to date (its watermark is at the last closed candle) is left out.
     _backfill(["BTC"])
     replanned = pipeline.plan_requests(

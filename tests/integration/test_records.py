@@ -134,8 +134,9 @@ def test_summary_never_shows_a_killed_batch_as_running(warehouse_url):
 
 
 def test_the_dag_marks_its_own_abandoned_loads_failed(warehouse_url, settings):
-    """A load task killed without a word leaves its batch `running`; once every load of the run
-    has ended, collect_failures marks it failed and reports it, so the run fails."""
+    """A task killed without a word after its fetch leaves its batch `running`; once every task
+    of the run has ended, check_and_announce marks it failed and reports it, so the run fails,
+    and announces nothing for a run that loaded nothing."""
     request = pipeline.plan_requests(
         sources=["synthetic"],
         symbols=["BTC"],
@@ -146,13 +147,18 @@ def test_the_dag_marks_its_own_abandoned_loads_failed(warehouse_url, settings):
     )[0]
     manifest = pipeline.fetch_to_lake(request)  # fetched; its load then "died"
     batch_id = lake.load_manifest(manifest).batch_id
-    failures = bronze_run.collect_failures([], [manifest], {"load_bronze_0": "failed"})
+    published: list[dict] = []
+    # one mapped instance: Airflow hands its manifest over as a plain value, not a list
+    extra = bronze_run.check_and_announce(
+        [], manifest, {"ingest_batch_0": "failed"}, published.append
+    )
+    assert extra is None
+    (failures,) = published
     assert failures["abandoned_batches"] == [str(batch_id)]
-    assert failures["failed_tasks"] == ["load_bronze_0"]
+    assert failures["failed_tasks"] == ["ingest_batch_0"]
+    assert failures["quality_gate"] is None
     assert _one(
         warehouse_url, "select status from bronze.ingestion_audit where batch_id = %s", (batch_id,)
     ) == ("failed",)
     with pytest.raises(bronze_run.BronzeRunFailed, match="died while loading"):
         bronze_run.surface_failures(failures)
-    # and nothing is announced for a run that loaded nothing
-    assert bronze_run.announcement(None, failures) is None

@@ -1,9 +1,10 @@
 """`make up` as the README tells a user to run it, offline: the DAGs unpaused, one full cycle
 (bronze -> silver -> gold, chained by Assets) succeeds, `make down` leaves no process behind.
 
-Slow (minutes on 2 cores), so marked; CI runs it. Each test gets its own warehouse database, data
-folder and API port, so it never meets a developer's `make up` on the same machine, and the
-environment is passed with `make -e` so a developer's .env cannot redirect it. The offline part
+Slow (minutes on 2 cores), so marked; CI runs it. Each test gets its own warehouse (the embedded
+server under its data folder, or a database of its own), data folder and API port, so it never
+meets a developer's `make up` on the same machine, and the environment is passed with `make -e`
+so a developer's .env cannot redirect it. The offline part
 is what the README says to put in .env: CRYPTO_INGESTION__DEFAULT_SOURCES=["synthetic"].
 """
 
@@ -73,10 +74,21 @@ def _stack_processes(stack, data_dir: Path) -> dict[int, str]:
     return stack.stack_pids(stack.Layout(data_dir))
 
 
+def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "crypto-analytics"), *args],
+        env=env, cwd=ROOT, capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+
+
 @contextmanager
 def _stack_up(stack, env: dict[str, str], data_dir: Path, *make_args: str) -> Iterator[object]:
-    """`make up <make_args>`; yields an API client; stops it all and checks nothing is left."""
-    warehouse_url = env["CRYPTO_DATABASE_URL"]
+    """`make up <make_args>`; yields an API client; stops it all and checks nothing is left.
+
+    Without CRYPTO_DATABASE_URL in `env` the stack runs on the embedded server under the data
+    folder, stopped afterwards with `crypto-analytics db stop`; with it, Airflow's metadata
+    database on that server is dropped afterwards."""
+    warehouse_url = env.get("CRYPTO_DATABASE_URL")
     try:
         up = _make(env, "up", *make_args)
         assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
@@ -86,11 +98,16 @@ def _stack_up(stack, env: dict[str, str], data_dir: Path, *make_args: str) -> It
     finally:
         down = _make(env, "down", timeout=120)
         left = _stack_processes(stack, data_dir)
-        metadata = stack.metadata_database(warehouse_url)
-        with psycopg.connect(os.environ["CRYPTO_DATABASE_URL"], autocommit=True) as admin:
-            admin.execute(
-                sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(metadata))
-            )
+        if warehouse_url is None:
+            _cli(env, "db", "stop")
+        else:
+            metadata = stack.metadata_database(warehouse_url)
+            with psycopg.connect(os.environ["CRYPTO_DATABASE_URL"], autocommit=True) as admin:
+                admin.execute(
+                    sql.SQL("drop database if exists {} with (force)").format(
+                        sql.Identifier(metadata)
+                    )
+                )
     assert down.returncode == 0, down.stderr
     assert left == {}, f"make down left processes behind: {left}"
 
@@ -117,18 +134,26 @@ def _one_cycle(api, warehouse_url: str) -> dict[str, dict]:
     return runs
 
 
-def test_make_up_offline_runs_one_full_cycle_and_make_down_stops_everything(
-    stack, warehouse_url, tmp_path
-):
-    env = _user_env(tmp_path, CRYPTO_DATABASE_URL=warehouse_url)
+def test_make_up_offline_on_embedded(stack, tmp_path):
+    """As a newcomer follows the README: no CRYPTO_DATABASE_URL (the embedded server under the
+    data folder, Airflow's metadata in a database of its own on it), the offline line of .env,
+    `make up`, every component healthy, the DAGs unpaused, one full cycle; `make down` and
+    `db stop` leave no process behind. (A short test name: the server's socket lives under
+    tmp_path, and a Unix socket path may not exceed 107 bytes.)"""
+    env = _user_env(tmp_path)
+    env.pop("CRYPTO_DATABASE_URL", None)
     with _stack_up(stack, env, tmp_path / "data", "ONLY=airflow-*") as api:
         status = _make(env, "status")
         assert status.returncode == 0, status.stdout
         assert status.stdout.count("healthy") == 4
-        _one_cycle(api, warehouse_url)
+        assert (tmp_path / "data" / "pg").is_dir()
+        url = _cli(env, "db", "url")
+        assert url.returncode == 0, url.stderr
+        _one_cycle(api, url.stdout.strip())
     log = (tmp_path / "data" / "stack" / "stack.log").read_text()
     for warning in FIXED_WARNINGS:
         assert warning not in log
+    assert _stack_processes(stack, tmp_path / "data") == {}
 
 
 def test_celery_profile_runs_one_cycle_on_both_workers(stack, warehouse_url, tmp_path):
@@ -165,24 +190,3 @@ def test_celery_profile_runs_one_cycle_on_both_workers(stack, warehouse_url, tmp
     }  # fmt: skip
     assert all(received.values()), f"tasks per worker: {received}"
     assert sum(received.values()) >= ran // 2, (received, ran)
-
-
-def test_make_up_on_the_embedded_warehouse(stack, tmp_path):
-    """No CRYPTO_DATABASE_URL: the embedded server under the data folder, Airflow's metadata in
-    a database of its own on it; healthy, then stopped (the warehouse server too)."""
-    env = _user_env(tmp_path)
-    env.pop("CRYPTO_DATABASE_URL", None)
-    try:
-        up = _make(env, "up", "ONLY=airflow-*")
-        assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
-        status = _make(env, "status")
-        assert status.returncode == 0 and status.stdout.count("healthy") == 4, status.stdout
-        assert (tmp_path / "data" / "pg").is_dir()
-    finally:
-        down = _make(env, "down", timeout=120)
-        subprocess.run(
-            [str(Path(sys.executable).parent / "crypto-analytics"), "db", "stop"],
-            env=env, cwd=ROOT, capture_output=True, check=False, timeout=60,
-        )  # fmt: skip
-    assert down.returncode == 0, down.stderr
-    assert _stack_processes(stack, tmp_path / "data") == {}

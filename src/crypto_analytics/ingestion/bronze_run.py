@@ -4,7 +4,7 @@ Each function is what one task does; its arguments and results are the JSON form
 records in `reports` (Airflow's XCom carries JSON), converted back to those records here and
 nowhere else.
 
-What the run announces (the `crypto_bronze` Asset event, emitted by `announce_bronze`):
+What the run announces (the `crypto_bronze` Asset event, emitted by `check_and_announce`):
 "bronze changed, and every batch that changed it passed this run's quality gate". It is emitted
 after the gate and after the run's failures were collected, when at least one new row landed,
 even if another request failed: the data that is there is correct, silver and gold recompute
@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from crypto_analytics.errors import CryptoAnalyticsError
+from crypto_analytics.errors import CryptoAnalyticsError, DataQualityError
 from crypto_analytics.ingestion import audit, lake
 from crypto_analytics.ingestion.pipeline import (
     FetchRequest,
@@ -76,14 +76,23 @@ def describe_request(request: Mapping[str, Any]) -> str:
     return FetchRequest.from_dict(dict(request)).describe()
 
 
-def fetch(request: Mapping[str, Any]) -> str | None:
-    """Fetch one request into the lake: its manifest path, or None when the source skips it."""
-    return fetch_to_lake(dict(request))
+def ingest(
+    request: Mapping[str, Any], on_fetched: Callable[[str], None] | None = None
+) -> dict[str, Any] | None:
+    """Fetch one request into the lake and load it: its BatchReport as JSON, or None when the
+    source skips the request.
 
-
-def load(manifest_path: str) -> dict[str, Any]:
-    """Validate and load one lake batch; its BatchReport as JSON."""
-    return load_from_lake(manifest_path).to_json()
+    One task for both steps: each task instance costs seconds of scheduling and start-up, and
+    the lake already keeps what was fetched, so a failed load is replayed from there rather
+    than re-fetched by a task of its own. `on_fetched` gets the manifest path before the load
+    starts, so a load that dies without a word (killed, out of memory) is still found by
+    `check_and_announce`."""
+    manifest = fetch_to_lake(dict(request))
+    if manifest is None:
+        return None
+    if on_fetched is not None:
+        on_fetched(manifest)
+    return load_from_lake(manifest).to_json()
 
 
 def _all(values: Sequence[T] | None) -> list[T]:
@@ -100,20 +109,18 @@ def _reports(reports: Sequence[Mapping[str, Any]] | None) -> list[BatchReport]:
     return [BatchReport.model_validate(report) for report in _all(reports)]
 
 
-def check_quality(reports: Sequence[Mapping[str, Any]] | None) -> dict[str, Any] | None:
-    """The quality gate over the batches this run loaded (None when it loaded none)."""
-    from crypto_analytics.quality import check_bronze
-
-    typed = _reports(reports)
-    if not typed:
-        return None
-    return check_bronze(typed).to_json()
+def _manifests(pulled: str | Sequence[str | None] | None) -> list[str | None]:
+    """Manifest paths as Airflow hands them over: None, one path, or one per task instance."""
+    if pulled is None:
+        return []
+    return [pulled] if isinstance(pulled, str) else _all(pulled)
 
 
 def collect_failures(
     reports: Sequence[Mapping[str, Any]] | None,
-    manifests: Sequence[str | None] | None,
+    manifests: str | Sequence[str | None] | None,
     task_states: Mapping[str, str | None],
+    quality_gate: str | None = None,
 ) -> dict[str, Any]:
     """What of this run did not succeed, once every fetch and load has ended.
 
@@ -129,7 +136,7 @@ def collect_failures(
         for failure in report.fetch_failures
     )
     batch_ids: list[uuid.UUID] = []
-    for manifest in _all(manifests):
+    for manifest in _manifests(manifests):
         if manifest:
             try:
                 batch_ids.append(lake.load_manifest(Path(manifest)).batch_id)
@@ -149,20 +156,43 @@ def collect_failures(
         failed_tasks=tuple(failed_tasks),
         failed_symbols=tuple(symbols),
         abandoned_batches=tuple(str(b) for b in abandoned),
+        quality_gate=quality_gate,
     )
     for line in failures.lines():
         log.warning("%s", line)
     return failures.to_json()
 
 
-def announcement(
-    quality: Mapping[str, Any] | None, failures: Mapping[str, Any]
+def check_and_announce(
+    reports: Sequence[Mapping[str, Any]] | None,
+    manifests: str | Sequence[str | None] | None,
+    task_states: Mapping[str, str | None],
+    publish_failures: Callable[[dict[str, Any]], None],
 ) -> dict[str, Any] | None:
-    """The Asset event's extra, or None when nothing new landed (then nothing is announced)."""
-    if quality is None:
-        return None
-    verdict = QualityReport.model_validate(quality)
-    if not verdict.rows_inserted:
+    """The run's own checks, once every fetch and load has ended: the quality gate over the
+    batches it loaded, then what of it failed. Returns the Asset event's extra, or None when
+    nothing new landed (then nothing is announced).
+
+    The failures go to `publish_failures` before anything is raised, so `surface_failures`
+    names them whatever happens here; a failed gate is one of them, and raises
+    DataQualityError so that nothing is announced."""
+    from crypto_analytics.quality import check_bronze
+
+    typed = _reports(reports)
+    verdict: QualityReport | None = None
+    gate_error: DataQualityError | None = None
+    if typed:
+        try:
+            verdict = check_bronze(typed)
+        except DataQualityError as exc:
+            gate_error = exc
+    failures = collect_failures(
+        reports, manifests, task_states, quality_gate=str(gate_error) if gate_error else None
+    )
+    publish_failures(failures)
+    if gate_error is not None:
+        raise gate_error
+    if verdict is None or not verdict.rows_inserted:
         return None
     run = RunFailures.model_validate(failures)
     return {
@@ -175,9 +205,9 @@ def announcement(
 
 def surface_failures(failures: Mapping[str, Any] | None) -> None:
     """Fail the run (BronzeRunFailed) when anything in it failed, or when its failures could
-    not even be collected (`failures` is None: collect_failures itself failed)."""
+    not even be collected (`failures` is None: check_and_announce failed before that)."""
     if failures is None:
-        raise BronzeRunFailed("the run's failures could not be collected: see collect_failures")
+        raise BronzeRunFailed("the run's failures could not be collected: see check_and_announce")
     run = RunFailures.model_validate(failures)
     if run.any:
         raise BronzeRunFailed(run.message())

@@ -240,7 +240,16 @@ def plan_requests(
 
 
 def _chunks(symbols: list[str], size: int) -> list[tuple[str, ...]]:
-    return [tuple(symbols[i : i + size]) for i in range(0, len(symbols), size)]
+    """As few chunks as `size` allows, of sizes that differ by at most one (38 by 20: 19 + 19,
+    not 20 + 18), so the requests of a window take about as long as each other."""
+    count = -(-len(symbols) // size)
+    base, extra = divmod(len(symbols), count) if count else (0, 0)
+    chunks, start = [], 0
+    for k in range(count):
+        end = start + base + (1 if k < extra else 0)
+        chunks.append(tuple(symbols[start:end]))
+        start = end
+    return chunks
 
 
 def _plan_dataset(

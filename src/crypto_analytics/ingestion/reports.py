@@ -99,18 +99,24 @@ class QualityReport(Record):
 
 class RunFailures(Record):
     """Everything of one run that did not succeed: failed tasks, symbols that failed inside a
-    grouped request, and batches whose load died without a word (found still `running`)."""
+    grouped request, batches whose load died without a word (found still `running`), and the
+    quality gate's verdict when it failed."""
 
     failed_tasks: tuple[str, ...] = ()
     failed_symbols: tuple[str, ...] = ()
     abandoned_batches: tuple[str, ...] = ()
+    quality_gate: str | None = None
 
     @property
     def any(self) -> bool:
-        return bool(self.failed_tasks or self.failed_symbols or self.abandoned_batches)
+        return bool(
+            self.failed_tasks or self.failed_symbols or self.abandoned_batches or self.quality_gate
+        )
 
     def lines(self) -> list[str]:
         out: list[str] = []
+        if self.quality_gate:
+            out.append(self.quality_gate)
         if self.failed_tasks:
             out.append(
                 f"{len(self.failed_tasks)} task instance(s) failed: {', '.join(self.failed_tasks)}"
