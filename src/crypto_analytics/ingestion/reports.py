@@ -134,7 +134,12 @@ class RunFailures(Record):
         return out
 
     def message(self) -> str:
-        return (
-            "; ".join(self.lines()) + ". The data of every other request landed; failed fetches "
-            "and loads are in bronze.ingestion_audit (status = 'failed')."
-        )
+        text = "; ".join(self.lines())
+        if self.failed_tasks or self.failed_symbols or self.abandoned_batches:
+            text += (
+                ". The data of every other request landed; failed fetches and loads are in "
+                "bronze.ingestion_audit (status = 'failed')."
+            )
+        if self.quality_gate:
+            text += " The gate failed: nothing of this run was announced to silver."
+        return text
