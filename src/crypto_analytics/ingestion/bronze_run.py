@@ -178,7 +178,8 @@ def check_and_announce(
     DataQualityError so that nothing is announced."""
     from crypto_analytics.quality import check_bronze
 
-    typed = _reports(reports)
+    rows = _all(reports)  # one read of the mapped results, for the gate and the failures
+    typed = _reports(rows)
     verdict: QualityReport | None = None
     gate_error: DataQualityError | None = None
     if typed:
@@ -187,7 +188,7 @@ def check_and_announce(
         except DataQualityError as exc:
             gate_error = exc
     failures = collect_failures(
-        reports, manifests, task_states, quality_gate=str(gate_error) if gate_error else None
+        rows, manifests, task_states, quality_gate=str(gate_error) if gate_error else None
     )
     publish_failures(failures)
     if gate_error is not None:

@@ -108,10 +108,13 @@ class RunFailures(Record):
     quality_gate: str | None = None
 
     @property
+    def requests_failed(self) -> bool:
+        """A fetch, a load or a symbol failed (its data is missing; the rest landed)."""
+        return bool(self.failed_tasks or self.failed_symbols or self.abandoned_batches)
+
+    @property
     def any(self) -> bool:
-        return bool(
-            self.failed_tasks or self.failed_symbols or self.abandoned_batches or self.quality_gate
-        )
+        return self.requests_failed or bool(self.quality_gate)
 
     def lines(self) -> list[str]:
         out: list[str] = []
@@ -135,7 +138,7 @@ class RunFailures(Record):
 
     def message(self) -> str:
         text = "; ".join(self.lines())
-        if self.failed_tasks or self.failed_symbols or self.abandoned_batches:
+        if self.requests_failed:
             text += (
                 ". The data of every other request landed; failed fetches and loads are in "
                 "bronze.ingestion_audit (status = 'failed')."
