@@ -10,8 +10,8 @@ once in the scheduled mode; then:
   tables' watermark;
 - the compiled tests show the two modes: the scheduled one filters on `_built_at`, the by-hand
   one reads the table;
-- uniqueness of the grain, which a scoped test checks only among new rows, is held for the whole
-  table by a unique index on the same columns;
+- the grain is enforced, not tested: NOT NULL key columns (contract constraints) and a unique
+  index on the same columns hold it for the whole table;
 - an already tested row changed behind dbt's back is not re-read by a scheduled build, and is
   caught by a build run by hand (the check a person runs after touching data);
 - Cosmos runs `dbt run` and `dbt test` as separate invocations: rows a run wrote without tests
@@ -35,14 +35,16 @@ pytestmark = [pytest.mark.integration, pytest.mark.shared_data]
 
 SYMBOLS = ("BTC", "ETH")
 LAST_DAY = pd.Timestamp("2024-12-30", tz="UTC")
-#: Tables whose row-level tests are scoped, with their grain.
-SCOPED = {
+#: The incremental tables, whose rows carry `_built_at`, with their grain.
+STAMPED = {
     "silver.crypto_prices_cleaned": ("symbol", "interval", "timestamp"),
     "silver.technical_indicators": ("symbol", "interval", "timestamp"),
     "silver.returns_and_risk": ("symbol", "interval", "timestamp"),
     "gold.daily_crypto_metrics": ("symbol", "date"),
     "gold.rolling_correlation": ("date", "symbol_a", "symbol_b"),
 }
+#: Those with row-level tests scoped to untested rows (the others' rules are all constraints).
+SCOPED = ("silver.crypto_prices_cleaned", "gold.daily_crypto_metrics")
 LOW_TEST = "accepted_range_crypto_prices_cleaned_low__False__0"
 
 
@@ -83,14 +85,15 @@ def compiled_test(target: Path, name: str) -> str:
 def test_every_row_carries_the_build_that_wrote_it(built: tuple[str, Any]) -> None:
     url, _ = built
     with psycopg.connect(url) as conn:
-        for relation in SCOPED:
+        for relation in STAMPED:
             rows, stamped, builds, built_at = conn.execute(
                 f"select count(*), count(_built_at), count(distinct _built_at), max(_built_at)"
                 f" from {relation}"
             ).fetchone()  # type: ignore[misc]
             assert rows > 0 and stamped == rows and builds == 1, relation
             # the build passed its tests: its start is the table's watermark
-            assert watermark(url, relation) == built_at, relation
+            expected = built_at if relation in SCOPED else None
+            assert watermark(url, relation) == expected, relation
     # the bronze table and the staging view, scoped by ingestion time, have watermarks too (kept
     # apart, under `#ingested`): the build's ingestion horizon, past every row it tested
     with psycopg.connect(url) as conn:
@@ -124,11 +127,19 @@ def test_compiled_tests_show_the_two_modes(
     assert '"silver"."crypto_prices_cleaned"' in sql
 
 
-def test_grain_uniqueness_is_enforced_by_a_unique_index(built: tuple[str, Any]) -> None:
-    """A scoped uniqueness test compares new rows among themselves; the index does the rest."""
+def test_the_grain_is_enforced_by_constraints_not_tests(built: tuple[str, Any]) -> None:
+    """The key columns are NOT NULL (contract constraints) and a unique index holds the grain,
+    for the whole table: no scheduled test needs to re-read them."""
     url, _ = built
     with psycopg.connect(url) as conn:
-        for relation, grain in SCOPED.items():
+        for relation, grain in STAMPED.items():
+            schema, table = relation.split(".")
+            nullable = conn.execute(
+                "select column_name from information_schema.columns where table_schema = %s"
+                " and table_name = %s and column_name = any(%s) and is_nullable = 'YES'",
+                (schema, table, list(grain)),
+            ).fetchall()
+            assert nullable == [], relation
             schema, table = relation.split(".")
             unique_indexes = conn.execute(
                 """
@@ -148,6 +159,12 @@ def test_grain_uniqueness_is_enforced_by_a_unique_index(built: tuple[str, Any]) 
             conn.execute(
                 "insert into silver.crypto_prices_cleaned"
                 " select * from silver.crypto_prices_cleaned limit 1"
+            )
+        with pytest.raises(psycopg.errors.NotNullViolation), conn.transaction():
+            conn.execute(
+                "update gold.daily_crypto_metrics set symbol = null"
+                " where (symbol, date) in (select symbol, date from gold.daily_crypto_metrics"
+                " limit 1)"
             )
 
 
