@@ -95,10 +95,11 @@ DBT_INDIRECT_SELECTION: Final = "buildable"
 DBT_SCHEDULED_EXCLUDED_RESOURCE_TYPES: Final = ("unit_test",)
 
 #: Tests tagged this check what a view's SQL guarantees over upstream relations whose keys are
-#: enforced by unique indexes and whose values by contracts or by tests that gate the layer (a
-#: dashboard view's grain, its VWAP's sign): their outcome changes only when the SQL does, which
-#: CI and every build by hand (`make demo`, `crypto-analytics dbt build`) check. The scheduled
-#: builds leave them out instead of re-reading all of silver through the view every 15 minutes.
+#: enforced by unique indexes or primary keys and whose values by contracts or by tests that gate
+#: the layer (a dashboard view's grain, its VWAP's sign), or by the view's own SQL (a `group by`
+#: or `distinct on` its grain, a `case` with an `else`): their outcome changes only when the SQL
+#: does, which CI and every build by hand (`make demo`, `crypto-analytics dbt build`) check. The
+#: scheduled builds leave them out instead of re-reading the views every 15 minutes.
 DBT_SQL_INVARIANT_TAG: Final = "sql_invariant"
 DBT_SCHEDULED_EXCLUDES: Final = (f"tag:{DBT_SQL_INVARIANT_TAG}",)
 

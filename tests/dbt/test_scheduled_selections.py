@@ -81,13 +81,21 @@ def test_each_gold_node_is_built_by_exactly_one_scheduled_build(ls):
     assert relationships, "the forecasting views' relationships to token_universe must run"
 
 
-def test_the_sql_invariant_tests_are_the_dashboard_views_grain_and_vwap_sign(ls):
-    """Only tests whose truth follows from upstream keys and checks carry the tag."""
+def test_the_sql_invariant_tests_are_the_dashboard_views_keys_and_computed_values(ls):
+    """Only tests whose truth follows from upstream keys and checks, or from the view's own SQL
+    (a `group by` or `distinct on` its grain, a `case` with an `else`), carry the tag."""
     tagged = ls("--select", f"tag:{DBT_SQL_INVARIANT_TAG}")
     assert {n["name"] for n in tagged.values()} == {
         "unique_combination_of_columns_price_candles_symbol__interval__timestamp",
         "expression_is_true_price_candles_vwap_is_null_or_vwap_0",
         "unique_combination_of_columns_technical_candles_symbol__interval__timestamp",
+        "unique_dbt_test_results_unique_id",
+        "not_null_dbt_test_results_unique_id",
+        "unique_combination_of_columns_source_freshness_source_api__dataset__interval",
+        "accepted_values_source_freshness_freshness_status__fresh__late__stale__failing__no_data",
+        "unique_ingestion_batches_batch_id",
+        "not_null_ingestion_batches_batch_id",
+        "unique_combination_of_columns_quarantine_reasons_source_api__dataset__reason_kind",
     }
     assert {n["resource_type"] for n in tagged.values()} == {"test"}
     silver = ls(*layer_selection("silver"))

@@ -524,6 +524,18 @@ def _family_params(ml: MlConfig, family: str, plan: Plan) -> dict[str, Any]:
     return params
 
 
+def _calibration_params(fitted: Any) -> dict[str, str]:
+    """Where the ensemble's radii came from, per horizon (ensemble.py says what each means)."""
+    if not isinstance(fitted, EnsembleState):
+        return {}
+    return {
+        f"calibration_h{h}": (
+            f"{c.source} x{c.error_ratio:.3f} ({c.n_scores} scores over {c.periods:.1f} periods)"
+        )
+        for h, c in sorted(fitted.calibration.items())
+    }
+
+
 def candidate_family(metrics: pd.DataFrame, families: Sequence[str]) -> str:
     """The family with the lowest mean pooled MASE (naive when nothing else was scored)."""
     pooled = metrics.loc[(metrics["fold"] == 0) & metrics["model"].isin(families)]
@@ -581,7 +593,7 @@ def register_training(plan_path: str | Path) -> RegistrationSummary:
             kind=kind,
             bundle=bundle,
             as_of=evaluation.as_of,
-            params=_family_params(ml, family, plan),
+            params=_family_params(ml, family, plan) | _calibration_params(fitted),
             evaluation=evaluation.metrics,
             card=card,
             figure=figure,

@@ -57,7 +57,8 @@ KNOWN_LIMITS: dict[str, str] = {
     "(indicators) changes the model's inputs.",
     "ensemble": "Weights and conformal radii come from the backtest folds; where those span "
     "fewer than ml.min_calibration_periods horizons (30 days ahead with 6 folds) the radii "
-    "are the random walk's errors, assumed to be the ensemble's; coverage holds on average over "
+    "are the random walk's errors widened by the ensemble's mean error ratio to naive on the "
+    "same validation points (never narrowed); coverage holds on average over "
     "tokens, not for each token; pegged tokens get the baselines' forecasts only.",
     "garch": "GARCH(1,1) with normal errors: fat tails are under-weighted; parameters refitted "
     "nightly and filtered with new returns at each refresh.",

@@ -159,3 +159,62 @@ def test_no_scores_at_all_means_no_interval_not_a_guess():
     combined = ensemble_forecasts(state, future)
     assert combined["point"].notna().all()
     assert combined[["q025", "q10", "q90", "q975"]].isna().all().all()
+
+
+def _scaled_members(
+    rng: np.random.Generator, origins: pd.DatetimeIndex, h: int, scales: dict[str, float]
+) -> pd.DataFrame:
+    """Members sharing one N(0, 1) error e per origin, member m erring scales[m] × e in units of
+    sigma × sqrt(h): the weights are then exactly 1 / scale, and the ensemble's error a known
+    multiple of the naive member's."""
+    sigma = 0.02
+    unit = sigma * math.sqrt(h)
+    e = rng.standard_normal(len(origins))
+    y = rng.standard_normal(len(origins)) * unit
+    return pd.concat([
+        pd.DataFrame({
+            "symbol": "AAA", "origin": origins, "horizon": h,
+            "target_date": origins + pd.Timedelta(days=h), "base": 0.0,
+            "point": y - scale * e * unit, "q025": np.nan, "q10": np.nan, "q90": np.nan,
+            "q975": np.nan, "model": model, "y": y, "sigma": sigma,
+        })
+        for model, scale in scales.items()
+    ], ignore_index=True)  # fmt: skip
+
+
+def test_the_random_walk_fallback_widens_by_the_ensembles_error_ratio():
+    rng = np.random.default_rng(6)
+    # naive errs e, `loud` 3e: weights 3/4 and 1/4, so the ensemble errs 1.5e, 1.5 x the naive
+    scales = {"naive": 1.0, "loud": 3.0}
+    history = _scaled_members(rng, pd.date_range("2024-01-01", periods=90, freq="D"), 30, scales)
+    cutoff = history["target_date"].max()
+    fallback = {30: ScoreSet(np.abs(rng.standard_normal(20_000)), 400.0)}
+    state = fit_ensemble(history, cutoff, 10_000, list(scales), min_periods=20, fallback=fallback)
+    calibration = state.calibration[30]
+    assert calibration.source == "random_walk"
+    assert calibration.error_ratio == pytest.approx(1.5)
+    for coverage in (80, 95):
+        assert state.radii[(30, coverage)] == pytest.approx(
+            1.5 * conformal_radius(fallback[30].scores, coverage / 100)
+        )
+    # on new errors of the same kind the widened intervals reach nominal coverage
+    future = _scaled_members(rng, pd.date_range("2030-01-01", periods=20_000, freq="D"), 30, scales)
+    combined = ensemble_forecasts(state, future)
+    y = future.drop_duplicates("origin")["y"].to_numpy()
+    assert ((combined["q10"] <= y) & (y <= combined["q90"])).mean() == pytest.approx(0.8, abs=0.01)
+    assert ((combined["q025"] <= y) & (y <= combined["q975"])).mean() == pytest.approx(
+        0.95, abs=0.01
+    )
+
+
+def test_an_ensemble_better_than_the_random_walk_keeps_the_random_walks_radii():
+    rng = np.random.default_rng(7)
+    scales = {"naive": 1.0, "sharp": 0.2}  # the ensemble errs e/3: never narrowed on that
+    history = _scaled_members(rng, pd.date_range("2024-01-01", periods=90, freq="D"), 30, scales)
+    fallback = {30: ScoreSet(np.abs(rng.standard_normal(20_000)), 400.0)}
+    state = fit_ensemble(
+        history, history["target_date"].max(), 10_000, list(scales), min_periods=20,
+        fallback=fallback,
+    )  # fmt: skip
+    assert state.calibration[30].error_ratio == 1.0
+    assert state.radii[(30, 80)] == conformal_radius(fallback[30].scores, 0.8)

@@ -8,6 +8,7 @@ temporary folder, as `make mlflow` runs it against the warehouse server.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -142,6 +143,11 @@ def test_training_registers_every_family_and_decides_the_champion(
     card = Path(mlflow.artifacts.download_artifacts(run_id=run.info.run_id,
                                                     artifact_path="model_card.md")).read_text()  # fmt: skip
     assert "Walk-forward backtest: 2 folds" in card and "## Known limits" in card
+    # where the ensemble's radii came from, per horizon, and by how much they were widened
+    ensemble = client.get_run(summary.run_ids["ensemble"]).data.params
+    assert {"calibration_h1", "calibration_h7", "calibration_h30"} <= set(ensemble)
+    assert re.fullmatch(r"(validation|random_walk|none) x\d\.\d{3} \(\d+ scores over [\d.]+ periods\)",
+                        ensemble["calibration_h30"])  # fmt: skip
     # Prophet's native per-token models, in the prophet experiment (not the default one)
     prophet = client.get_run(summary.run_ids["prophet"])
     children = client.search_runs(
