@@ -90,7 +90,13 @@ def fast_ml(**overrides: object) -> MlConfig:
             "folds": 2,
             "fold_days": 10,
             "lstm": ml.lstm.model_copy(
-                update={"epochs": 2, "hidden_size": 8, "window_days": 20, "batch_size": 256}
+                update={
+                    "epochs": 2,
+                    "hidden_size": 8,
+                    "window_days": 20,
+                    "batch_size": 256,
+                    "calibration_days": 120,
+                }
             ),
             "gbm": ml.gbm.model_copy(
                 update={
