@@ -380,9 +380,6 @@ class MlLstmConfig(StrictModel):
     learning_rate: float = Field(3e-3, gt=0)
     #: Training windows come from at most this many recent days per token.
     history_days: int = Field(1095, ge=120)
-    #: Conformalised quantiles, as boosting's: the newest origins of this many days (or
-    #: ml.min_calibration_periods horizons, if longer) are held out to measure the tails' miss.
-    calibration_days: int = Field(365, ge=30)
 
 
 class MlGbmConfig(StrictModel):

@@ -36,9 +36,10 @@ import pandas as pd
 
 from crypto_ml.forecasting.base import FitResult, Origins
 from crypto_ml.forecasting.calibration import calibration_periods, calibration_window
-from crypto_ml.forecasting.conformal import cqr_corrections, widen_quantiles
+from crypto_ml.forecasting.conformal import conformal_radius
 from crypto_ml.forecasting.features import FEATURE_NAMES, token_features
 from crypto_ml.forecasting.forecasts import (
+    INTERVALS,
     QUANTILE_LEVELS,
     concat_forecasts,
     make_forecasts,
@@ -113,7 +114,7 @@ class GbmModel:
                 z = np.column_stack(
                     [self.models[(h, c)].predict(features) for c in QUANTILE_COLUMNS]  # type: ignore[attr-defined]
                 )
-                z = widen_quantiles(np.sort(z, axis=1), self.corrections, h)
+                z = self._calibrated(h, np.sort(z, axis=1))
                 step = rows["sigma"].to_numpy() * math.sqrt(h)
                 base = rows["base"].to_numpy()
                 for symbol in symbols:
@@ -127,6 +128,20 @@ class GbmModel:
                     }
                     frames.append(make_forecasts(symbol, days, h, base[mine], quantiles))
         return concat_forecasts(frames)
+
+    def _calibrated(self, horizon: int, z: np.ndarray) -> np.ndarray:
+        """Sorted quantiles (rows) widened by the CQR corrections; NaN where none was measured."""
+        if self.corrections is None:
+            return z
+        out = z.copy()
+        for coverage, (lower, upper) in INTERVALS.items():
+            lo, hi = QUANTILE_COLUMNS.index(lower), QUANTILE_COLUMNS.index(upper)
+            q = self.corrections.get((horizon, coverage))
+            out[:, lo] = z[:, lo] - q if q is not None else np.nan
+            out[:, hi] = z[:, hi] + q if q is not None else np.nan
+        finite = np.isfinite(out).all(axis=1)
+        out[finite] = np.sort(out[finite], axis=1)  # a negative Q can make levels cross
+        return out
 
 
 @dataclass(frozen=True)
@@ -191,7 +206,13 @@ class GbmFamily:
             np.column_stack([tails[c].predict(x_held) for c in TAIL_COLUMNS]), axis=1
         )
         columns = {c: predicted[:, k] for k, c in enumerate(TAIL_COLUMNS)}
-        return cqr_corrections(columns, z_held)
+        out = {}
+        for coverage, (lower, upper) in INTERVALS.items():
+            scores = np.maximum(columns[lower] - z_held, z_held - columns[upper])
+            q = conformal_radius(scores, coverage / 100)
+            if q is not None:
+                out[coverage] = q
+        return out
 
     def fit(self, panel: Panel, cutoff: pd.Timestamp, symbols: Sequence[str]) -> FitResult:
         panel = panel.truncate(cutoff)  # targets after the cut-off do not exist for the fit

@@ -53,8 +53,6 @@ def price_family(name: str, ml: MlConfig) -> ModelFamily:
             seed=ml.seed,
             threads=ml.threads,
             sample_stride_days=ml.lstm.sample_stride_days,
-            calibration_days=ml.lstm.calibration_days,
-            min_periods=ml.min_calibration_periods,
         )
     if name == "gbm":
         return GbmFamily(

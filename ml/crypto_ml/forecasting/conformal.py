@@ -10,11 +10,8 @@ a radius whose interval covers a new point with probability at least c (Vovk et 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 
 import numpy as np
-
-from crypto_ml.forecasting.forecasts import INTERVALS, QUANTILE_LEVELS
 
 
 def conformal_radius(scores: np.ndarray, coverage: float) -> float | None:
@@ -38,38 +35,3 @@ def normalised_scores(
         scores = np.abs(np.asarray(realised) - np.asarray(forecast)) / scale
     scores[~(scale > 0)] = np.nan
     return scores
-
-
-def cqr_corrections(tails: Mapping[str, np.ndarray], realised: np.ndarray) -> dict[int, float]:
-    """Conformalised quantile regression (Romano, Patterson & Candès, 2019): for each central
-    interval (coverage percent -> its quantile columns), the split-conformal quantile Q of the
-    scores max(lower - realised, realised - upper) on held-out rows; the interval
-    [lower - Q, upper + Q] then covers a new row with probability at least the coverage. A
-    coverage with too few rows for a finite Q is left out."""
-    out = {}
-    for coverage, (lower, upper) in INTERVALS.items():
-        scores = np.maximum(tails[lower] - realised, realised - tails[upper])
-        q = conformal_radius(scores, coverage / 100)
-        if q is not None:
-            out[coverage] = q
-    return out
-
-
-def widen_quantiles(
-    z: np.ndarray, corrections: Mapping[tuple[int, int], float] | None, horizon: int
-) -> np.ndarray:
-    """Sorted quantile rows (columns in QUANTILE_LEVELS order) with each interval widened by its
-    CQR correction for `horizon`; NaN bounds where none was measured. None: a model fitted before
-    conformalisation, its quantiles as fitted."""
-    if corrections is None:
-        return z
-    columns = list(QUANTILE_LEVELS)
-    out = z.copy()
-    for coverage, (lower, upper) in INTERVALS.items():
-        lo, hi = columns.index(lower), columns.index(upper)
-        q = corrections.get((horizon, coverage))
-        out[:, lo] = z[:, lo] - q if q is not None else np.nan
-        out[:, hi] = z[:, hi] + q if q is not None else np.nan
-    finite = np.isfinite(out).all(axis=1)
-    out[finite] = np.sort(out[finite], axis=1)  # a negative Q can make levels cross
-    return out

@@ -9,18 +9,6 @@ trained with the pinball loss; crossing quantiles are sorted at prediction (mono
 rearrangement). A training sample's targets must lie inside the training panel (cut at the
 cut-off), so no target is seen before its day.
 
-Intervals are conformalised like boosting's (CQR, conformal.cqr_corrections), because the raw
-quantiles are over-confident at 30 days (on the real history the 80 % and 95 % intervals covered
-70 % and 90 %). At a cut-off c, per horizon h, the origins of the newest
-calibration_window(lstm.calibration_days, h, ml.min_calibration_periods) days whose targets are
-known by c are held out (365 at 1 and 7 days, 600 at 30); a calibration network per window
-length, trained like the production one on samples whose targets end before the earliest of
-its held-out origins, forecasts them, and its misses give the correction Q per interval; the
-production network (trained on every sample) forecasts [q_lo - Q, q_hi + Q]. Too little
-history for a held-out window of that many periods, or no training sample before it: that
-horizon has no interval (logged), never an uncorrected one. The calibration networks train on
-fewer samples than the production one; together they about double the family's fit time.
-
 Deterministic on CPU: seeded weights and shuffling, torch's deterministic algorithms, threads
 capped by ml.threads. Pegged and constant series are not trained on (policy.py).
 """
@@ -38,8 +26,6 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from crypto_ml.errors import InvalidInput
 from crypto_ml.forecasting.base import FitResult, Origins
-from crypto_ml.forecasting.calibration import calibration_periods, calibration_window
-from crypto_ml.forecasting.conformal import cqr_corrections, widen_quantiles
 from crypto_ml.forecasting.forecasts import (
     QUANTILE_LEVELS,
     concat_forecasts,
@@ -104,9 +90,6 @@ class LstmModel:
     layers: int
     state_dict: dict[str, object]
     threads: int
-    #: (horizon, coverage percent) -> the CQR correction Q in units of scale × sqrt(h); a pair
-    #: missing here has no interval. None: fitted before conformalisation (quantiles as fitted).
-    corrections: dict[tuple[int, int], float] | None = None
     family: str = "lstm"
     _network: object | None = field(default=None, repr=False, compare=False)
 
@@ -152,8 +135,9 @@ class LstmModel:
                     if horizon not in horizons:
                         continue
                     step = scale * math.sqrt(horizon)
-                    z = widen_quantiles(out[:, j, :], self.corrections, horizon)
-                    quantiles = {c: base + z[:, k] * step for k, c in enumerate(QUANTILE_COLUMNS)}
+                    quantiles = {
+                        c: base + out[:, j, k] * step for k, c in enumerate(QUANTILE_COLUMNS)
+                    }
                     frames.append(make_forecasts(symbol, days_ok, horizon, base, quantiles))
         return concat_forecasts(frames)
 
@@ -172,8 +156,6 @@ class LstmFamily:
     seed: int
     threads: int
     sample_stride_days: int = 1
-    calibration_days: int = 365
-    min_periods: int = 20
     name: str = "lstm"
     per_symbol: bool = False
 
@@ -220,102 +202,23 @@ class LstmFamily:
         return np.concatenate(xs), np.concatenate(ys), scales, skips
 
     def fit(self, panel: Panel, cutoff: pd.Timestamp, symbols: Sequence[str]) -> FitResult:
+        import torch
+
         x, y, scales, skips = self.training_set(panel, cutoff, symbols)
         if len(x) == 0:
             model = LstmModel([], {}, list(self.horizons), self.window_days, self.hidden_size,
                               self.layers, {}, self.threads)  # fmt: skip
             return FitResult(model, skips)
-        state = self._train_deterministic(x, y)
-        corrections = self.conformal_corrections(panel, cutoff, symbols)
-        model = LstmModel(sorted(scales), scales, list(self.horizons), self.window_days,
-                          self.hidden_size, self.layers, state, self.threads,
-                          corrections)  # fmt: skip
-        return FitResult(model, skips)
-
-    def _train_deterministic(self, x: np.ndarray, y: np.ndarray) -> dict[str, object]:
-        import torch
-
         with limited_threads(self.threads):
             deterministic = torch.are_deterministic_algorithms_enabled()
             torch.use_deterministic_algorithms(True)
             try:
-                return self._train(x, y)
+                state = self._train(x, y)
             finally:
                 torch.use_deterministic_algorithms(deterministic)
-
-    def conformal_corrections(
-        self, panel: Panel, cutoff: pd.Timestamp, symbols: Sequence[str]
-    ) -> dict[tuple[int, int], float]:
-        """CQR corrections per (horizon, coverage) (module docstring): one calibration network
-        per held-out window length (365 days serves 1 and 7 ahead, 600 serves 30), so a short
-        history loses only the long horizons' intervals."""
-        windows = {h: calibration_window(self.calibration_days, h, self.min_periods)
-                   for h in self.horizons}  # fmt: skip
-        corrections: dict[tuple[int, int], float] = {}
-        for window in sorted(set(windows.values())):
-            horizons = [h for h in self.horizons if windows[h] == window]
-            corrections.update(self._corrections_for(panel, cutoff, symbols, horizons, window))
-        return corrections
-
-    def _corrections_for(
-        self,
-        panel: Panel,
-        cutoff: pd.Timestamp,
-        symbols: Sequence[str],
-        horizons: list[int],
-        window: int,
-    ) -> dict[tuple[int, int], float]:
-        import torch
-
-        # the calibration network's targets end before the earliest held-out origin
-        before = cutoff - pd.Timedelta(days=max(horizons) + window)
-        x, y, scales, _ = self.training_set(panel, before, symbols)
-        if len(x) == 0:
-            log.info(
-                "lstm: %s days ahead: no training sample before %s: no calibrated interval",
-                horizons, before.date(),
-            )  # fmt: skip
-            return {}
-        net = build_network(self.hidden_size, self.layers, len(self.horizons))
-        net.load_state_dict(self._train_deterministic(x, y))
-        net.eval()
-        known = panel.truncate(cutoff)  # held-out targets are those known at the cut-off
-        columns = {h: self.horizons.index(h) for h in horizons}
-        tails: dict[int, list[np.ndarray]] = {h: [] for h in horizons}
-        realised: dict[int, list[np.ndarray]] = {h: [] for h in horizons}
-        origins: dict[int, list[np.ndarray]] = {h: [] for h in horizons}
-        with limited_threads(self.threads), torch.no_grad():
-            for symbol, scale in scales.items():
-                token = known[symbol]
-                inputs, ends = _inputs(token, scale, self.window_days)
-                dates = pd.DatetimeIndex(token.frame.index[ends])
-                recent = dates > before
-                if not recent.any():
-                    continue
-                out = np.sort(net(torch.from_numpy(inputs[recent])).numpy(), axis=2)
-                targets = _targets(token, scale, self.horizons)[ends][recent]
-                observed = token.frame["observed"].to_numpy()[ends][recent]
-                for h, j in columns.items():
-                    first = cutoff - pd.Timedelta(days=h + window)
-                    held = observed & (dates[recent] > first) & np.isfinite(targets[:, j])
-                    tails[h].append(out[held, j, :])
-                    realised[h].append(targets[held, j])
-                    origins[h].append(dates[recent][held].to_numpy())
-        corrections = {}
-        for h in horizons:
-            days = pd.DatetimeIndex(np.concatenate(origins[h])) if origins[h] else None
-            periods = calibration_periods(days, h) if days is not None and len(days) else 0.0
-            if periods < self.min_periods:
-                log.info(
-                    "lstm: %d days ahead: a held-out window of %.1f periods (%d needed): no "
-                    "calibrated interval", h, periods, self.min_periods,
-                )  # fmt: skip
-                continue
-            z = np.concatenate(tails[h])
-            quantiles = {c: z[:, k] for k, c in enumerate(QUANTILE_COLUMNS)}
-            for coverage, q in cqr_corrections(quantiles, np.concatenate(realised[h])).items():
-                corrections[(h, coverage)] = q
-        return corrections
+        model = LstmModel(sorted(scales), scales, list(self.horizons), self.window_days,
+                          self.hidden_size, self.layers, state, self.threads)  # fmt: skip
+        return FitResult(model, skips)
 
     def _train(self, x: np.ndarray, y: np.ndarray) -> dict[str, object]:
         import torch

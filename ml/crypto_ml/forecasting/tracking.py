@@ -50,9 +50,7 @@ KNOWN_LIMITS: dict[str, str] = {
     "intervals are naive's empirical ones around its point, so a trend that misses shifts them.",
     "lstm": "One global network on 2 input channels (scaled returns, gap mask): no exogenous "
     "data; per-token scale fixed at training, so a volatility regime change widens errors "
-    "until the next training; interval corrections (CQR) measured by a network fitted before "
-    "the held-out window, applied to the one fitted on all of it; no interval where the "
-    "history is too short for that window.",
+    "until the next training.",
     "gbm": "Pooled across tokens on scale-free features; quantiles fitted separately and "
     "sorted, then widened by a correction measured on a held-out recent window (CQR); no "
     "interval where the history is too short for that window; a feature mart change "

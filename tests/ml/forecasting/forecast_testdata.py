@@ -90,13 +90,7 @@ def fast_ml(**overrides: object) -> MlConfig:
             "folds": 2,
             "fold_days": 10,
             "lstm": ml.lstm.model_copy(
-                update={
-                    "epochs": 2,
-                    "hidden_size": 8,
-                    "window_days": 20,
-                    "batch_size": 256,
-                    "calibration_days": 120,
-                }
+                update={"epochs": 2, "hidden_size": 8, "window_days": 20, "batch_size": 256}
             ),
             "gbm": ml.gbm.model_copy(
                 update={

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from crypto_ml.forecasting.baselines import INTERVAL_LEVELS, RandomWalk, empirical_quantiles
+from crypto_ml.forecasting.boosting import GbmModel
 from crypto_ml.forecasting.calibration import (
     MIN_CHANGES,
     PooledSpreads,
@@ -22,7 +23,7 @@ from crypto_ml.forecasting.calibration import (
     random_walk_scores,
 )
 from crypto_ml.forecasting.catalogue import price_family
-from crypto_ml.forecasting.conformal import conformal_radius, widen_quantiles
+from crypto_ml.forecasting.conformal import conformal_radius
 from crypto_ml.forecasting.panel import Panel, TokenSeries
 from forecast_testdata import fast_ml
 
@@ -293,7 +294,9 @@ def test_conformalised_boosting_tails_reach_nominal_coverage_where_the_raw_ones_
     fresh = _noise_rows(rng, 20_000, "2030-01-01")
     x, z = fresh[["f1", "f2"]].to_numpy(), fresh["z_1"].to_numpy()
     raw = np.sort(np.column_stack([models[c].predict(x) for c in models]), axis=1)
-    calibrated = widen_quantiles(raw, {(1, k): v for k, v in corrections.items()}, 1)
+    model = GbmModel(["AAA"], [1], {}, 365, 1, ["f1", "f2"],
+                     {(1, k): v for k, v in corrections.items()})  # fmt: skip
+    calibrated = model._calibrated(1, raw)
     raw80 = np.mean((raw[:, 1] <= z) & (z <= raw[:, 3]))
     raw95 = np.mean((raw[:, 0] <= z) & (z <= raw[:, 4]))
     assert raw80 < 0.77 and raw95 < 0.93  # the miss the correction is for
@@ -313,7 +316,8 @@ def test_boosting_without_enough_history_to_calibrate_has_no_interval_not_a_raw_
     train = _noise_rows(rng, 300, "2020-01-01")  # a 365-day held-out window does not fit
     cutoff = train.index.get_level_values("date").max() + pd.Timedelta(days=1)
     assert family.conformal_corrections(train, ["f1", "f2"], 1, cutoff) == {}
-    quantiles = widen_quantiles(np.array([[-2.0, -1.0, 0.0, 1.0, 2.0]]), {}, 1)
+    model = GbmModel(["AAA"], [1], {}, 365, 1, ["f1", "f2"], {})
+    quantiles = model._calibrated(1, np.array([[-2.0, -1.0, 0.0, 1.0, 2.0]]))
     assert quantiles[0, 2] == 0.0
     assert np.isnan(quantiles[0, [0, 1, 3, 4]]).all()
 

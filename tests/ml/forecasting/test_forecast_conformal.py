@@ -9,12 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from crypto_ml.forecasting.calibration import ScoreSet
-from crypto_ml.forecasting.conformal import (
-    conformal_radius,
-    cqr_corrections,
-    normalised_scores,
-    widen_quantiles,
-)
+from crypto_ml.forecasting.conformal import conformal_radius, normalised_scores
 from crypto_ml.forecasting.ensemble import ensemble_forecasts, fit_ensemble
 
 Z80, Z95 = 1.2815515655446004, 1.959963984540054
@@ -223,32 +218,3 @@ def test_an_ensemble_better_than_the_random_walk_keeps_the_random_walks_radii():
     )  # fmt: skip
     assert state.calibration[30].error_ratio == 1.0
     assert state.radii[(30, 80)] == conformal_radius(fallback[30].scores, 0.8)
-
-
-@pytest.mark.parametrize("spread", [1.5, 0.6])
-def test_cqr_corrections_reach_nominal_coverage_from_miscalibrated_quantiles(spread):
-    """Quantile tails at N(0, 1)'s levels on N(0, spread²) outcomes: too narrow (1.5) or too wide
-    (0.6); the corrected intervals cover nominally either way (a negative Q narrows)."""
-    rng = np.random.default_rng(8)
-    n = 20_000
-    tails = {"q025": np.full(n, -Z95), "q10": np.full(n, -Z80),
-             "q90": np.full(n, Z80), "q975": np.full(n, Z95)}  # fmt: skip
-    corrections = cqr_corrections(tails, rng.standard_normal(n) * spread)
-    assert corrections[80] == pytest.approx((spread - 1) * Z80, abs=0.05)
-    assert (corrections[80] > 0) == (spread > 1)
-    z = np.tile([-Z95, -Z80, 0.0, Z80, Z95], (n, 1))
-    widened = widen_quantiles(z, {(7, c): q for c, q in corrections.items()}, 7)
-    new = rng.standard_normal(n) * spread
-    assert np.mean((widened[:, 1] <= new) & (new <= widened[:, 3])) == pytest.approx(0.8, abs=0.01)
-    assert np.mean((widened[:, 0] <= new) & (new <= widened[:, 4])) == pytest.approx(0.95, abs=0.01)
-
-
-def test_widening_keeps_levels_ordered_and_leaves_unmeasured_intervals_empty():
-    z = np.array([[-2.0, -1.0, 0.0, 1.0, 2.0]])
-    assert widen_quantiles(z, None, 1) is z  # fitted before conformalisation: as fitted
-    # a negative 80 % correction larger than the gap to the median: levels are re-sorted
-    crossed = widen_quantiles(z, {(1, 80): -1.5, (1, 95): 0.0}, 1)
-    assert (np.diff(crossed, axis=1) >= 0).all()
-    only_80 = widen_quantiles(z, {(1, 80): 0.5}, 1)
-    np.testing.assert_allclose(only_80[0, 1:4], [-1.5, 0.0, 1.5])
-    assert np.isnan(only_80[0, [0, 4]]).all()  # no 95 % correction measured: no 95 % interval

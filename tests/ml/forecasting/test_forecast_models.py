@@ -111,21 +111,3 @@ def test_prophet_is_re_anchored_on_the_last_close(real_panel):
     yhat = model.predict(pd.DataFrame({"ds": [origin, origin + pd.Timedelta(days=7)]}))["yhat"]
     expected = real_panel["ETH"].frame.loc[origin, "log_close"] + yhat.iloc[1] - yhat.iloc[0]
     assert forecasts["point"].iloc[0] == pytest.approx(expected, rel=1e-12)
-
-
-def test_lstm_intervals_are_conformalised_and_absent_without_a_held_out_window(real_panel):
-    """fast_ml: 120-day held-out windows (150 at 30 ahead). 560 days before the cut-off hold a
-    calibration network for every horizon; 230 days hold a production network but no
-    calibration one before a held-out window, so the forecasts keep their points and have no
-    interval, never an uncorrected one."""
-    family = price_family("lstm", fast_ml())
-    cutoff = real_panel.as_of - pd.Timedelta(days=40)
-    fitted = family.fit(real_panel, cutoff, real_panel.symbols).fitted
-    assert set(fitted.corrections) == {(h, c) for h in HORIZONS for c in (80, 95)}
-    short = real_panel.as_of - pd.Timedelta(days=370)
-    bare = family.fit(real_panel, short, real_panel.symbols).fitted
-    assert bare.symbols and bare.corrections == {}
-    origins = {s: pd.date_range(short, periods=5, freq="D") for s in real_panel.symbols}
-    forecasts = bare.forecast(real_panel, origins, HORIZONS)
-    assert len(forecasts) == 3 * 5 * 3 and forecasts["point"].notna().all()
-    assert forecasts[["q025", "q10", "q90", "q975"]].isna().all().all()
