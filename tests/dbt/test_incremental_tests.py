@@ -140,7 +140,6 @@ def test_the_grain_is_enforced_by_constraints_not_tests(built: tuple[str, Any]) 
                 (schema, table, list(grain)),
             ).fetchall()
             assert nullable == [], relation
-            schema, table = relation.split(".")
             unique_indexes = conn.execute(
                 """
                 select array_agg(a.attname::text order by k.position)
