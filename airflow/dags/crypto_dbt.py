@@ -29,6 +29,7 @@ Why these choices:
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,14 @@ EXECUTION_MODE_ENV = "DBT_DAGS_EXECUTION_MODE"
 _MODES = {name: ExecutionMode(name) for name in DBT_EXECUTION_MODES}
 #: How often a model's sensor asks whether the build has reported its model (seconds).
 SENSOR_POKE_SECONDS = 2
+#: A watcher task's retry delay. Airflow 3.3 can fail a deferred sensor whose trigger fires at
+#: once (the build had already reported its model): the scheduler drains the stale success of
+#: the deferral's exit after the resumed try is running, marks it failed, and the resumed try's
+#: success is refused ("Task Instance not found"; apache/airflow#72716 and #71580, open). The
+#: retry then runs the model's dbt command itself and succeeds; the default minute of delay made
+#: such a cycle take 107-121 s instead of ~50 (scripts/bench_orchestration.py --timeline shows
+#: the retry as "(try 2)"). A real failure also fails faster: its retries come seconds apart.
+SENSOR_RETRY_DELAY = timedelta(seconds=5)
 
 
 def execution_mode() -> ExecutionMode:
@@ -109,6 +118,7 @@ def dbt_layer(group_id: str, layer: str, **task_group_kwargs: Any) -> DbtTaskGro
     operator_args: dict[str, Any] = {"on_execute_callback": point_dbt_at_warehouse}
     if mode is ExecutionMode.WATCHER:
         operator_args["poke_interval"] = SENSOR_POKE_SECONDS
+        operator_args["retry_delay"] = SENSOR_RETRY_DELAY
     # The build only: `dbt run` (a model task's retry, the per-model mode) rejects the flag, and a
     # per-model test task runs its model's unit tests with its data tests.
     build_args = {"indirect_selection": DBT_INDIRECT_SELECTION, "dbt_cmd_flags": excluded}

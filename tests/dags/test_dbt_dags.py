@@ -6,6 +6,7 @@ another layer too."""
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -123,6 +124,11 @@ def test_layer_is_one_build_with_a_task_per_model_and_its_tests(dag_bag, dbt_dag
     tests = {_model_of(t.task_id) for t in dag.tasks if isinstance(t, DbtTestWatcherOperator)}
     assert runs == _models(ls_file)
     assert tests == _tested_models(ls_file)
+    # a sensor failed by Airflow's defer/resume race retries in seconds, not after a minute
+    sensors = [
+        t for t in dag.tasks if isinstance(t, DbtRunWatcherOperator | DbtTestWatcherOperator)
+    ]
+    assert sensors and {(t.retries, t.retry_delay) for t in sensors} == {(2, timedelta(seconds=5))}
     for task in dag.tasks:
         if isinstance(task, DbtRunWatcherOperator | DbtTestWatcherOperator):
             assert task.deferrable, f"{task.task_id} would hold an executor slot while it waits"
