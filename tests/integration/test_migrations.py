@@ -53,6 +53,21 @@ def test_edited_migration_is_refused(warehouse_url, monkeypatch):
         migrate(conn)
 
 
+def _primary_key(conn, table: str) -> list[str] | None:
+    """The primary key's columns of `table`, in key order (None without a primary key)."""
+    (key,) = conn.execute(
+        """
+        select array_agg(a.attname::text order by k.ordinality)
+        from pg_index i
+        cross join unnest(i.indkey) with ordinality as k(attnum, ordinality)
+        join pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.attnum
+        where i.indrelid = to_regclass(%s) and i.indisprimary
+        """,
+        (table,),
+    ).fetchone()
+    return key
+
+
 def test_bronze_tables_match_the_dataset_specs(warehouse_url):
     """The migration SQL is checked against frames.SPECS, the one definition of each dataset:
     column order, SQL types, nullability and the primary key."""
@@ -72,17 +87,7 @@ def test_bronze_tables_match_the_dataset_specs(warehouse_url):
             expected = [(c.name, c.sql_type, c.nullable) for c in spec.columns]
             expected += [(name, sql_type, False) for name, sql_type in LINEAGE_COLUMNS.items()]
             assert columns == expected, spec.table
-            (key,) = conn.execute(
-                """
-                select array_agg(a.attname order by k.ordinality)
-                from pg_index i
-                cross join unnest(i.indkey) with ordinality as k(attnum, ordinality)
-                join pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.attnum
-                where i.indrelid = to_regclass(%s) and i.indisprimary
-                """,
-                (spec.table,),
-            ).fetchone()
-            assert tuple(key) == spec.natural_key, spec.table
+            assert tuple(_primary_key(conn, spec.table)) == spec.natural_key, spec.table
 
 
 _CANDLE = """
@@ -138,16 +143,7 @@ _ENFORCED_IN_BRONZE = {
 def test_bronze_enforces_what_the_staging_views_pass_through(warehouse_url, table):
     key, not_null = _ENFORCED_IN_BRONZE[table]
     with connect(warehouse_url) as conn:
-        (primary,) = conn.execute(
-            """
-            select array_agg(a.attname::text order by k.ordinality)
-            from pg_index i
-            cross join unnest(i.indkey) with ordinality as k(attnum, ordinality)
-            join pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.attnum
-            where i.indrelid = to_regclass(%s) and i.indisprimary
-            """,
-            (table,),
-        ).fetchone()
+        primary = _primary_key(conn, table)
         nullable = {
             name
             for (name,) in conn.execute(

@@ -22,9 +22,9 @@ hundreds of points, enough for their mean: an ensemble that errs 18 % more than 
 gets 18 % wider intervals than the random walk's (on the real history its 30-day 80 % intervals
 covered 70 % without it and 71 % with it: the ratios measured at the cut-offs, 1.00-1.12, were
 smaller than the test window's 1.18). Never narrower: a short stretch can show the ensemble
-worse, not that its tails are thinner. At 30 days the own residuals of a six-fold backtest span about five
-periods, so 30-day intervals come from the random walk in production; at 1 day they are the
-ensemble's own from the first fold on. No score at all: no interval, never a guess.
+worse, not that its tails are thinner. At 30 days the own residuals of a six-fold backtest span
+about five periods, so 30-day intervals come from the random walk in production; at 1 day they
+are the ensemble's own from the first fold on. No score at all: no interval, never a guess.
 The weights and own radii come from the same residuals (5 weights are a negligible fit), and in
 the backtest fold k uses only targets known at its cut-off, so the ensemble is scored from the
 second fold on.
