@@ -163,10 +163,42 @@ def _rewritten_before(
     return counts
 
 
+def _assert_quality_counts_are_silvers(conn: psycopg.Connection) -> None:
+    """data_quality_summary reads its counts through indexes (the newest indicator row's
+    candle_number, the partial index of flagged candles): they must be silver's own counts, and
+    the partial index must exist exactly once (created by a post-hook only when missing)."""
+    differing = conn.execute(
+        """
+        select summary.symbol
+        from gold.data_quality_summary as summary
+        left join (
+            select
+                symbol,
+                count(*) as candles,
+                count(*) filter (where has_gap) as gaps,
+                coalesce(sum(gap_candles), 0) as missing,
+                count(*) filter (where is_outlier) as outliers
+            from silver.crypto_prices_cleaned
+            group by symbol
+        ) as silver using (symbol)
+        where (summary.candle_count, summary.gap_count, summary.missing_candles,
+               summary.outlier_count)
+            is distinct from (coalesce(silver.candles, 0), coalesce(silver.gaps, 0),
+                              coalesce(silver.missing, 0), coalesce(silver.outliers, 0))
+        """
+    ).fetchall()
+    assert differing == []
+    assert conn.execute(
+        "select count(*) from pg_index"
+        " where indrelid = 'silver.crypto_prices_cleaned'::regclass and indpred is not null"
+    ).fetchone() == (1,)
+
+
 def _assert_incremental_equals_full_refresh(url: str, dbt: Any) -> None:
     """Copy every silver and gold table aside, rebuild all from bronze with --full-refresh, and
     compare both ways with EXCEPT ALL (bit for bit, build-time columns left out)."""
     with psycopg.connect(url) as conn:
+        _assert_quality_counts_are_silvers(conn)
         tables = _tables(conn)
         conn.execute("create schema incremental")
         for schema, table in tables:
@@ -181,6 +213,7 @@ def _assert_incremental_equals_full_refresh(url: str, dbt: Any) -> None:
     dbt("build", "--full-refresh")
 
     with psycopg.connect(url) as conn:
+        _assert_quality_counts_are_silvers(conn)
         assert _tables(conn) == tables
         assert {("gold", t) for t in (*INCREMENTAL_GOLD, "correlation_matrix", "correlation_network", "data_quality_summary", "token_daily_features")} <= set(tables)  # fmt: skip
         assert {("silver", t) for t in INCREMENTAL_SILVER} <= set(tables)

@@ -13,7 +13,9 @@
     built on this one recompute from there too.
 
     `_built_at` (start of the dbt invocation that wrote the row) scopes the scheduled builds'
-    data tests to rows no passing run has tested (macros/tests/untested_rows.sql).
+    data tests to rows no passing run has tested (macros/tests/untested_rows.sql). The partial
+    index of flagged candles (has_gap or is_outlier) lets data_quality_summary count them
+    without reading history.
 -#}
 {{
     config(
@@ -30,7 +32,10 @@
             "{{ delete_changed_ranges(changed_or_deleted_partitions("
             "ref('stg_bronze__crypto_prices'), '_ingested_at')) }}"
         ],
-        post_hook=["{{ analyze_watermark_columns_once() }}"],
+        post_hook=[
+            "{{ analyze_watermark_columns_once() }}",
+            "{{ ensure_partial_index(['symbol', 'interval'], 'has_gap or is_outlier') }}",
+        ],
     )
 }}
 
