@@ -92,7 +92,7 @@ mlflow: venv ## The MLflow UI in the foreground on :5000 (store: database `mlflo
 stream: venv ## The real-time 1m candle stream in the foreground (Binance, or the synthetic feed offline; `make up` starts it too)
 	$(WAREHOUSE); $(CLI) db init && $(CLI) stream
 
-ml-eval-real: venv ## The README's forecasting table: walk-forward backtest on ../shared/data's real daily history (scratch database)
+ml-eval-real: venv ## The README's forecasting tables: walk-forward backtests of four windows of ../shared/data's real daily history (scratch database)
 	$(WAREHOUSE); $(PY) scripts/evaluate_real_history.py
 
 clean: ## Remove the lake, the embedded warehouse data and build outputs (asks nothing: careful)

@@ -9,6 +9,15 @@ feature mart included), and `crypto-analytics ml evaluate` runs the walk-forward
 configured settings (config/config.yaml `ml:`: 6 folds of 30 days, horizons 1/7/30). No market
 data is loaded (the CoinGecko exports end before the backtest window), so the boosting model runs
 without market cap. Prints the table (Markdown) and writes it to data/ml/real_history_evaluation.md.
+
+By default four windows are backtested on the same load: the newest (the table above) and three
+that end at the close of 2022, 2023 and 2024 (chosen as calendar year-ends before any was run,
+not picked by their results); `--as-of DATE|latest` (repeatable) chooses others. Each date is
+the last close the models may see (later rows are not read), so its folds lie in the 210 days
+before it, and only tokens with enough history there take part (BTC, ETH, LINK and UNI in 2022
+and early 2023). One window holds six 30-day periods, too few to judge a 30-day interval by, so
+the script also prints MASE and coverage per window and their mean, and writes that summary to
+data/ml/real_history_windows.md (each window's table to real_history_evaluation_<date>.md).
 """
 
 from __future__ import annotations
@@ -17,6 +26,7 @@ import argparse
 import logging
 import time
 import uuid
+from datetime import date
 from pathlib import Path
 
 import pandas as pd
@@ -27,6 +37,18 @@ log = logging.getLogger("evaluate_real_history")
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 FOLDER = SHARED / "daily" / "binance_recent_rongyouwow"
+LATEST = "latest"
+DEFAULT_WINDOWS = ("2022-12-31", "2023-12-31", "2024-12-31", LATEST)
+
+
+def window_end(text: str) -> date | None:
+    """An --as-of value: a date, or `latest` (None: the newest close)."""
+    if text == LATEST:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither YYYY-MM-DD nor {LATEST!r}") from None
 
 
 def load_bronze(url: str, folder: Path) -> int:
@@ -122,9 +144,69 @@ def markdown(metrics: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def window_summary(windows: dict[date, pd.DataFrame]) -> str:
+    """MASE and coverage per model and horizon, one column per window and their mean.
+
+    The mean weighs windows alike: each holds the same number of periods whatever its tokens."""
+    per_window = {
+        as_of: metrics.loc[(metrics["fold"] == 0) & metrics["mase"].notna()]
+        .groupby(["model", "horizon_days"])[["mase", "coverage_80", "coverage_95"]]
+        .mean()
+        for as_of, metrics in windows.items()
+    }
+    tokens = {
+        as_of: metrics.loc[metrics["mase"].notna(), "symbol"].nunique()
+        for as_of, metrics in windows.items()
+    }
+    keys: list[tuple[str, int]] = sorted(
+        set().union(*(frame.index for frame in per_window.values()))
+    )
+    heads = [f"to {as_of} ({tokens[as_of]} tokens)" for as_of in per_window]
+    lines = [
+        "MASE · coverage 80 % / 95 % per window (means over the window's tokens, folds pooled):",
+        "",
+        "| model | h | " + " | ".join(heads) + " | mean of windows |",
+        "|---|---:|" + "---:|" * (len(heads) + 1),
+    ]
+
+    def cell(row: pd.Series) -> str:
+        return f"{row['mase']:.2f} · {row['coverage_80']:.3f} / {row['coverage_95']:.3f}"
+
+    for model, h in keys:
+        rows = [frame.loc[(model, h)] for frame in per_window.values() if (model, h) in frame.index]
+        cells = [
+            cell(frame.loc[(model, h)]) if (model, h) in frame.index else "–"
+            for frame in per_window.values()
+        ]
+        mean = pd.DataFrame(rows).mean()
+        lines.append(f"| {model} | {h} | " + " | ".join(cells) + f" | {cell(mean)} |")
+    return "\n".join(lines)
+
+
+def evaluate_window(as_of: date | None, started: float) -> tuple[str, pd.DataFrame, date]:
+    """One walk-forward backtest ending at `as_of` (None: the newest close); its report."""
+    from crypto_ml.forecasting.pipeline import load_evaluation, run_training
+
+    window_started = time.perf_counter()
+    plan_path, _ = run_training(register=False, as_of=as_of)
+    evaluation = load_evaluation(plan_path)
+    cutoffs = ", ".join(str(f.cutoff.date()) for f in evaluation.plan)
+    header = (
+        f"Real daily history to {evaluation.as_of.date()}, {len(evaluation.plan)} folds "
+        f"(cut-offs {cutoffs}), evaluated in {time.perf_counter() - window_started:.0f} s "
+        f"({time.perf_counter() - started:.0f} s since the script started)."
+    )
+    report = header + "\n\n" + markdown(evaluation.metrics) + "\n"
+    return report, evaluation.metrics, evaluation.as_of.date()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--folder", type=Path, default=FOLDER)
+    parser.add_argument(
+        "--as-of", type=window_end, action="append", dest="as_of", metavar="YYYY-MM-DD|latest",
+        help=f"End a backtest window at this date (repeatable; default: {', '.join(DEFAULT_WINDOWS)}).",
+    )  # fmt: skip
     parser.add_argument("--keep", action="store_true", help="Keep the scratch database.")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
@@ -132,10 +214,10 @@ def main() -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     if not args.folder.is_dir():
         raise SystemExit(f"{args.folder} is missing: this table needs ../shared/data")
+    chosen = args.as_of or [window_end(w) for w in DEFAULT_WINDOWS]
+    windows = sorted({w for w in chosen if w is not None}) + ([None] if None in chosen else [])
 
     import os
-
-    from crypto_ml.forecasting.pipeline import load_evaluation, run_training
 
     from crypto_analytics.config import get_settings
     from crypto_analytics.dbt_runner import run_dbt
@@ -152,28 +234,30 @@ def main() -> None:
     previous = os.environ.get("CRYPTO_DATABASE_URL")
     os.environ["CRYPTO_DATABASE_URL"] = url
     get_settings.cache_clear()
-    plan_path, _ = run_training(register=False)
-    evaluation = load_evaluation(plan_path)
-    table = markdown(evaluation.metrics)
-    cutoffs = ", ".join(str(f.cutoff.date()) for f in evaluation.plan)
-    header = (
-        f"Real daily history to {evaluation.as_of.date()}, {len(evaluation.plan)} folds "
-        f"(cut-offs {cutoffs}), evaluated in {time.perf_counter() - started:.0f} s."
-    )
-    text = header + "\n\n" + table + "\n"
-    out = get_settings().resolve(Path("data/ml/real_history_evaluation.md"))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
-    print(text)  # noqa: T201 - a script's report
-    if previous is None:
-        os.environ.pop("CRYPTO_DATABASE_URL")
-    else:
-        os.environ["CRYPTO_DATABASE_URL"] = previous
-    if not args.keep:
-        with psycopg.connect(server, autocommit=True) as admin:
-            admin.execute(
-                sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
-            )
+    out_dir = get_settings().resolve(Path("data/ml"))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results: dict[date, pd.DataFrame] = {}
+    try:
+        for as_of in windows:
+            text, metrics, ended = evaluate_window(as_of, started)
+            results[ended] = metrics
+            suffix = "" if as_of is None else f"_{ended}"
+            (out_dir / f"real_history_evaluation{suffix}.md").write_text(text)
+            print(text)  # noqa: T201 - a script's report
+        if len(results) > 1:
+            summary = window_summary(results) + "\n"
+            (out_dir / "real_history_windows.md").write_text(summary)
+            print(summary)  # noqa: T201 - a script's report
+    finally:
+        if previous is None:
+            os.environ.pop("CRYPTO_DATABASE_URL")
+        else:
+            os.environ["CRYPTO_DATABASE_URL"] = previous
+        if not args.keep:
+            with psycopg.connect(server, autocommit=True) as admin:
+                admin.execute(
+                    sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
+                )
 
 
 if __name__ == "__main__":
