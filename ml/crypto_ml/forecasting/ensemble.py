@@ -15,14 +15,12 @@ span at least ml.min_calibration_periods non-overlapping h-day periods (calibrat
 periods, not points); otherwise `random_walk`, the random walk's errors in the same units, every
 move of every non-stablecoin token that had ended by the cut-off (calibration.random_walk_scores;
 calibration.py says why the whole history, the same pool as the baselines' intervals), its radii
-scaled by the ensemble's error ratio to the random walk (`Calibration.error_ratio`): the mean
-normalised |error| of the ensemble's points over the naive member's on the same validation
-points, at least 1. Too few periods to read the tails of the ensemble's own errors are still
-hundreds of points, enough for their mean: an ensemble that errs 18 % more than the random walk
+scaled by the ensemble's error ratio to the random walk (`Calibration.error_ratio`,
+error_ratio.py): the mean normalised |error| of the ensemble's points over the naive member's on
+the same validation points, at least 1. An ensemble that errs 18 % more than the random walk
 gets 18 % wider intervals than the random walk's (on the real history its 30-day 80 % intervals
 covered 70 % without it and 71 % with it: the ratios measured at the cut-offs, 1.00-1.12, were
-smaller than the test window's 1.18). Never narrower: a short stretch can show the ensemble
-worse, not that its tails are thinner. At 30 days the own residuals of a six-fold backtest span
+smaller than the test window's 1.18). At 30 days the own residuals of a six-fold backtest span
 about five periods, so 30-day intervals come from the random walk in production; at 1 day they
 are the ensemble's own from the first fold on. No score at all: no interval, never a guess.
 The weights and own radii come from the same residuals (5 weights are a negligible fit), and in
@@ -41,15 +39,13 @@ import pandas as pd
 
 from crypto_ml.forecasting.calibration import ScoreSet, calibration_periods
 from crypto_ml.forecasting.conformal import conformal_radius, normalised_scores
+from crypto_ml.forecasting.error_ratio import KEY, error_ratio
 from crypto_ml.forecasting.forecasts import FORECAST_COLUMNS, INTERVALS, empty_forecasts
 
 log = logging.getLogger(__name__)
 
 #: Floor of a member's MAE when weighting (a constant series' naive MAE is 0).
 MAE_FLOOR = 1e-12
-KEY = ["symbol", "origin", "horizon"]
-#: The member whose errors the random-walk fallback stands for (catalogue's random walk).
-RANDOM_WALK_MEMBER = "naive"
 
 
 @dataclass(frozen=True)
@@ -99,23 +95,6 @@ def combine_points(members: pd.DataFrame, weights: pd.DataFrame) -> pd.DataFrame
     )
     out["point"] = out["weighted"] / out["weight"]
     return out.drop(columns=["weighted", "weight"]).reset_index()
-
-
-def error_ratio(points: pd.DataFrame, usable: pd.DataFrame) -> float:
-    """Mean normalised |error| of the ensemble's `points` (one horizon, with y and sigma) over the
-    random walk member's on the same points; 1 when that member has none of them, never below 1
-    (the module docstring says why)."""
-    naive = usable.loc[usable["model"] == RANDOM_WALK_MEMBER, [*KEY, "point"]]
-    both = points.merge(naive.rename(columns={"point": "naive"}), on=KEY, how="inner")
-    if both.empty:
-        return 1.0
-    args = (both["sigma"].to_numpy(), both["horizon"].to_numpy())
-    own = normalised_scores(both["y"].to_numpy(), both["point"].to_numpy(), *args)
-    walk = normalised_scores(both["y"].to_numpy(), both["naive"].to_numpy(), *args)
-    finite = np.isfinite(own) & np.isfinite(walk)
-    if not finite.any() or walk[finite].sum() <= 0:
-        return 1.0
-    return max(1.0, float(own[finite].sum() / walk[finite].sum()))
 
 
 def fit_ensemble(

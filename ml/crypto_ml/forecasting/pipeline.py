@@ -50,7 +50,9 @@ from crypto_ml.forecasting.catalogue import (
     volatility_family,
 )
 from crypto_ml.forecasting.ensemble import EnsembleState, ensemble_forecasts, fit_ensemble
+from crypto_ml.forecasting.error_ratio import validation_ratios, widen_intervals
 from crypto_ml.forecasting.folds import Fold, walk_forward_folds
+from crypto_ml.forecasting.forecasts import QUANTILE_LEVELS
 from crypto_ml.forecasting.garch import GarchModel, RollingVolatility
 from crypto_ml.forecasting.metrics import (
     common_point_scores,
@@ -364,6 +366,33 @@ def fit_ensemble_at(
     )  # fmt: skip
 
 
+def widen_prophet_intervals(
+    scored: pd.DataFrame,
+    plan: list[Fold],
+    fitted: dict[str, Any],
+    as_of: pd.Timestamp,
+    calibration_days: int,
+) -> pd.DataFrame:
+    """Prophet's backtest intervals, fold by fold, and its final fit's (`interval_scale`), widened
+    by its error ratio to the random walk on the validation forecasts each cut-off knew
+    (error_ratio.py; prophet_model.py says why). Fold 1 knows none: the random walk's radii."""
+    model = "prophet"
+    is_model = (scored["model"] == model).to_numpy()
+    if not is_model.any():
+        return scored
+    out = scored.copy()
+    columns = [c for c in QUANTILE_LEVELS if c != "point"]
+    for fold in plan:
+        rows = out.loc[is_model & (out["fold"] == fold.number).to_numpy()]
+        ratios = validation_ratios(scored, model, fold.cutoff, calibration_days)
+        out.loc[rows.index, columns] = widen_intervals(rows, ratios)[columns]
+        log.info("prophet fold %d (cut-off %s): radii x %s", fold.number, fold.cutoff.date(),
+                 {h: round(r, 3) for h, r in ratios.items()})  # fmt: skip
+    if isinstance(fitted.get(model), ProphetModel):
+        fitted[model].interval_scale = validation_ratios(scored, model, as_of, calibration_days)
+    return out
+
+
 def build_evaluation(
     panel: Panel,
     plan: list[Fold],
@@ -390,6 +419,9 @@ def build_evaluation(
     if not frames:
         raise NotEnoughData("no model produced a single backtest forecast: gold is too short")
     scored = attach_truth(pd.concat(frames, ignore_index=True), panel)
+    scored = widen_prophet_intervals(
+        scored, plan, fitted, panel.as_of, ml.ensemble.calibration_days
+    )
     members = [f for f in family_runs if f != ENSEMBLE]
     state = None
     if ENSEMBLE in ml.families and len(plan) > 1:
@@ -525,7 +557,12 @@ def _family_params(ml: MlConfig, family: str, plan: Plan) -> dict[str, Any]:
 
 
 def _calibration_params(fitted: Any) -> dict[str, str]:
-    """Where the ensemble's radii came from, per horizon (ensemble.py says what each means)."""
+    """Where the ensemble's radii came from, per horizon (ensemble.py says what each means), and
+    the factor on Prophet's (error_ratio.py)."""
+    if isinstance(fitted, ProphetModel):
+        return {
+            f"interval_scale_h{h}": f"{r:.3f}" for h, r in sorted(fitted.interval_scale.items())
+        }
     if not isinstance(fitted, EnsembleState):
         return {}
     return {

@@ -9,8 +9,10 @@ expected change over the horizon, yhat(o + h) - yhat(o), is added to the observe
 (re-anchoring). Without it a fit k days old would be judged on a (k + h)-step forecast.
 
 Intervals: the random walk's empirical ones (baselines.empirical_quantiles: the whole panel's
-normalised moves known at the fit's cut-off, as naive's) around the anchored point, not Prophet's
-own. Prophet's interval is for yhat, the smooth curve plus
+normalised moves known at the fit's cut-off, as naive's) around the anchored point, widened by
+Prophet's error ratio to the random walk on the validation forecasts known at the cut-off
+(`interval_scale`, set by the pipeline from the walk-forward backtest: error_ratio.py), not
+Prophet's own. Prophet's interval is for yhat, the smooth curve plus
 observation noise around it; once the point is re-anchored on the last close that is the wrong
 object, and on real history it covered 98-99 % at 1 day (80 % nominal) and 39-57 % at 30 days
 (measured on three half-year windows). Prophet is therefore fitted without its Monte Carlo
@@ -29,6 +31,7 @@ import pandas as pd
 from crypto_ml.forecasting.base import FitResult, Origins
 from crypto_ml.forecasting.baselines import empirical_quantiles, interval_spreads
 from crypto_ml.forecasting.calibration import PooledSpreads
+from crypto_ml.forecasting.error_ratio import widen_intervals
 from crypto_ml.forecasting.forecasts import concat_forecasts, make_forecasts
 from crypto_ml.forecasting.panel import Panel
 from crypto_ml.forecasting.policy import Skip, training_skip
@@ -54,6 +57,9 @@ class ProphetModel:
     min_periods: int = 20
     #: The interval spreads read at the fit's cut-off (None: each token's own moves).
     pooled: PooledSpreads | None = None
+    #: Per horizon, the factor on the random walk's radii: Prophet's error ratio to the random
+    #: walk on the validation forecasts known at the cut-off (error_ratio.py; none: 1).
+    interval_scale: dict[int, float] = field(default_factory=dict)
     family: str = "prophet"
     _loaded: dict[str, object] = field(default_factory=dict, repr=False, compare=False)
 
@@ -92,7 +98,8 @@ class ProphetModel:
                     self.pooled,
                 )  # fmt: skip
                 frames.append(make_forecasts(symbol, days, horizon, base, quantiles))
-        return concat_forecasts(frames)
+        # models pickled before the scale existed have no attribute: the radii as they were
+        return widen_intervals(concat_forecasts(frames), getattr(self, "interval_scale", {}))
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,8 @@ KNOWN_LIMITS: dict[str, str] = {
     "same interval assumption as naive.",
     "prophet": "A smooth trend plus weekly/yearly seasonality on log price: crypto has little "
     "seasonality and its trend changes are not predictable; re-anchored to the last close; "
-    "intervals are naive's empirical ones around its point, so a trend that misses shifts them.",
+    "intervals are naive's empirical ones around its point, widened by its error ratio to naive "
+    "on the backtest, so a trend that misses by more than it did there shifts them.",
     "lstm": "One global network on 2 input channels (scaled returns, gap mask): no exogenous "
     "data; per-token scale fixed at training, so a volatility regime change widens errors "
     "until the next training.",

@@ -111,3 +111,19 @@ def test_prophet_is_re_anchored_on_the_last_close(real_panel):
     yhat = model.predict(pd.DataFrame({"ds": [origin, origin + pd.Timedelta(days=7)]}))["yhat"]
     expected = real_panel["ETH"].frame.loc[origin, "log_close"] + yhat.iloc[1] - yhat.iloc[0]
     assert forecasts["point"].iloc[0] == pytest.approx(expected, rel=1e-12)
+
+
+def test_prophets_interval_scale_widens_its_radii_about_the_point(real_panel):
+    family = price_family("prophet", fast_ml())
+    fitted = family.fit(real_panel, real_panel.as_of, ["ETH"]).fitted
+    origins = {"ETH": pd.DatetimeIndex([real_panel["ETH"].last_day])}
+    plain = fitted.forecast(real_panel, origins, [1, 30]).set_index("horizon")
+    fitted.interval_scale = {30: 1.6}
+    scaled = fitted.forecast(real_panel, origins, [1, 30]).set_index("horizon")
+    assert scaled["point"].tolist() == plain["point"].tolist()
+    for column in ("q025", "q10", "q90", "q975"):
+        radius = plain[column] - plain["point"]
+        assert scaled.loc[30, column] - scaled.loc[30, "point"] == pytest.approx(
+            1.6 * radius[30], rel=1e-12
+        )
+        assert scaled.loc[1, column] == plain.loc[1, column]  # no scale for 1 day: unchanged
