@@ -163,9 +163,12 @@ def _groups(symbols: list[str], size: int) -> list[list[str]]:
     return [symbols[i : i + size] for i in range(0, len(symbols), size)]
 
 
-def _prune_runs(runs: Path) -> None:
-    folders = sorted((p for p in runs.iterdir() if p.is_dir()), key=lambda p: p.name)
-    for old in folders[:-KEEP_RUNS]:
+def _prune_runs(runs: Path, current: Path) -> None:
+    """Keep `current` and the KEEP_RUNS - 1 other run folders touched last. By time, not by name:
+    a name starts with its as-of day, and a run for an earlier day (`--as-of`) is still new."""
+    others = [p for p in runs.iterdir() if p.is_dir() and p != current]
+    others.sort(key=lambda p: p.stat().st_mtime_ns)
+    for old in others[: max(0, len(others) - (KEEP_RUNS - 1))]:
         shutil.rmtree(old, ignore_errors=True)
 
 
@@ -210,7 +213,7 @@ def prepare_training(
     stamp = run_name or datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     run_dir = settings.resolve(ml.work_dir) / "runs" / f"{panel.as_of.date()}_{stamp}"
     run_dir.mkdir(parents=True, exist_ok=True)
-    _prune_runs(run_dir.parent)
+    _prune_runs(run_dir.parent, run_dir)
     features.to_parquet(_features_path(run_dir), index=False)
     plan = Plan(
         run_dir=str(run_dir),

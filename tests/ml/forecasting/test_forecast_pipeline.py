@@ -6,11 +6,13 @@ These run `ml evaluate` (no MLflow); training with the registry is in test_forec
 
 from __future__ import annotations
 
+from datetime import date
+
 import numpy as np
 import psycopg
 import pytest
 from crypto_ml.errors import NotEnoughData
-from crypto_ml.forecasting.pipeline import prepare_training, run_training
+from crypto_ml.forecasting.pipeline import KEEP_RUNS, prepare_training, run_training
 from forecast_testdata import load_stand_in_mart, random_walk_features
 from typer.testing import CliRunner
 
@@ -44,6 +46,21 @@ def test_too_little_history_for_one_fold_is_a_clear_error(warehouse_url, fast_ml
     load_stand_in_mart(warehouse_url, random_walk_features(["BTC"], 80))
     with pytest.raises(NotEnoughData, match="at most 80 daily closes.*needs about"):
         prepare_training()
+
+
+def test_a_plan_for_an_earlier_day_survives_the_pruning_of_old_runs(
+    warehouse_url, fast_ml_env, tmp_path
+):
+    load_stand_in_mart(warehouse_url, random_walk_features(["BTC"], 400))
+    runs = tmp_path / "ml" / "runs"
+    later = [runs / f"2030-01-0{n}_old" for n in range(1, KEEP_RUNS + 2)]
+    for folder in later:  # runs for later days, made before this one
+        folder.mkdir(parents=True)
+    plan = prepare_training(as_of=date(2023, 12, 1))
+    assert plan.is_file() and (plan.parent / "features.parquet").is_file()
+    kept = sorted(p.name for p in runs.iterdir())
+    assert plan.parent.name in kept and len(kept) == KEEP_RUNS
+    assert not later[0].exists() and later[-1].exists()  # the least recently made went
 
 
 @pytest.mark.slow
