@@ -247,7 +247,19 @@ class GbmFamily:
                 if len(train) < 2 * self.min_samples_leaf:
                     log.info("gbm: %d training rows for %d days ahead: not fitted", len(train), h)
                     continue
-                x, y = train[features].to_numpy(), train[f"z_{h}"].to_numpy()
+                x, y = train[features].to_numpy(dtype=float, copy=True), train[f"z_{h}"].to_numpy()
+                # A feature that varies over all rows can be missing in every row whose h-day
+                # target is known (one that starts within the last h days: a new feed, a long
+                # warm-up). scikit-learn cannot bin an all-missing column, and cannot split on a
+                # constant one, so such a column is made constant: the same as leaving the
+                # feature out at this horizon, while the model keeps one feature list.
+                missing = np.isnan(x).all(axis=0)
+                if missing.any():
+                    x[:, missing] = 0.0
+                    log.info(
+                        "gbm: %d days ahead: no value in the training rows, left out: %s",
+                        h, [f for f, m in zip(features, missing, strict=True) if m],
+                    )  # fmt: skip
                 for column, level in QUANTILE_LEVELS.items():
                     models[(h, column)] = self._model(level).fit(x, y)
                 for coverage, q in self.conformal_corrections(train, features, h, cutoff).items():

@@ -25,7 +25,7 @@ from crypto_ml.forecasting.calibration import (
 from crypto_ml.forecasting.catalogue import price_family
 from crypto_ml.forecasting.conformal import conformal_radius
 from crypto_ml.forecasting.panel import Panel, TokenSeries
-from forecast_testdata import fast_ml
+from forecast_testdata import fast_ml, random_walk_features
 
 Z80, Z95 = 1.2815515655446004, 1.959963984540054
 
@@ -337,3 +337,24 @@ def test_boosting_calibration_leaves_out_a_feature_that_only_varies_in_the_held_
     # and with no feature varying before the window there is nothing to fit: no correction
     train.loc[dates <= cutoff - pd.Timedelta(days=122), "f1"] = 0.0
     assert family.conformal_corrections(train, ["f1", "f2"], 1, cutoff) == {}
+
+
+def test_boosting_leaves_out_a_feature_with_no_value_where_a_horizons_targets_are_known(caplog):
+    # market cap arrives for the last 20 days only: it varies over the training rows, but every
+    # row with a known 30-day target lacks it (scikit-learn cannot bin an all-missing column)
+    features = random_walk_features(["AAA", "BBB"], 320)
+    recent = features["date"] > features["date"].max() - pd.Timedelta(days=20)
+    features["market_cap"] = np.where(recent, 1e9 * (1 + np.arange(len(features)) % 7), np.nan)
+    panel = Panel.from_features(features)
+    family = price_family("gbm", fast_ml())
+    with caplog.at_level("INFO", logger="crypto_ml.forecasting.boosting"):
+        fitted = family.fit(panel, panel.as_of, panel.symbols).fitted
+    assert (
+        "30 days ahead: no value in the training rows, left out: ['log_market_cap']" in caplog.text
+    )
+    assert "1 days ahead: no value" not in caplog.text  # 1-day targets reach the recent rows
+    assert "log_market_cap" in fitted.features
+    assert {h for h, _ in fitted.models} == {1, 7, 30}
+    origins = {s: pd.DatetimeIndex([panel.as_of]) for s in panel.symbols}
+    forecasts = fitted.forecast(panel, origins, [1, 7, 30])
+    assert len(forecasts) == 6 and np.isfinite(forecasts["point"]).all()
