@@ -25,8 +25,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import psycopg
-from psycopg import sql
+from scratch_database import scratch_database
 
 log = logging.getLogger("bench_ml")
 
@@ -43,23 +42,11 @@ class Clock:
         self.cpu = time.process_time() - self.cpu
 
 
-def scratch_warehouse(server: str, name: str, days: int) -> str:
-    from crypto_analytics.config import get_settings
+def populate(url: str, days: int) -> None:
+    """The synthetic market of the whole universe, ingested, and gold built for forecasting."""
     from crypto_analytics.dbt_runner import run_dbt
     from crypto_analytics.ingestion.pipeline import ingest, plan_requests
-    from crypto_analytics.migrations.runner import init_database
-    from crypto_analytics.warehouse import url_for_database
 
-    with psycopg.connect(server, autocommit=True) as admin:
-        admin.execute(
-            sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
-        )
-        admin.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
-    url = url_for_database(server, name)
-    os.environ["CRYPTO_DATABASE_URL"] = url
-    get_settings.cache_clear()
-    with psycopg.connect(url) as conn:
-        init_database(conn, get_settings())
     now = datetime.now(UTC)
     ingest(
         plan_requests(
@@ -69,7 +56,6 @@ def scratch_warehouse(server: str, name: str, days: int) -> str:
     )  # fmt: skip
     run_dbt(["build", "--quiet", "--select", "+token_daily_features", "path:models/gold/forecasting",
              "--indirect-selection", "cautious"], url=url)  # fmt: skip
-    return url
 
 
 def main() -> None:
@@ -88,19 +74,18 @@ def main() -> None:
     server = database_url()
     name = f"{connection_params(server)['dbname']}_ml_bench"
     work = Path(tempfile.mkdtemp(prefix="bench_ml_"))
-    previous = os.environ.get("CRYPTO_DATABASE_URL")
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{work / 'mlflow.db'}"
     os.environ["CRYPTO_ML__WORK_DIR"] = str(work / "runs")
     os.environ["CRYPTO_ML__MLFLOW__ARTIFACTS_DIR"] = str(work / "artifacts")
-    with Clock() as setup:
-        scratch_warehouse(server, name, args.days)
-    settings = get_settings()
-    ml = settings.ml
-    print(  # noqa: T201 - a benchmark prints its figures
-        f"synthetic universe, {args.days} days, ingested and built in {setup.wall:.0f} s; "
-        f"{ml.folds} folds x {ml.fold_days} days, horizons {ml.horizons}, threads {ml.threads}"
-    )
-    try:
+    with scratch_database(server, name, keep=args.keep) as url:
+        with Clock() as setup:
+            populate(url, args.days)
+        settings = get_settings()
+        ml = settings.ml
+        print(  # noqa: T201 - a benchmark prints its figures
+            f"synthetic universe, {args.days} days, ingested and built in {setup.wall:.0f} s; "
+            f"{ml.folds} folds x {ml.fold_days} days, horizons {ml.horizons}, threads {ml.threads}"
+        )
         stages: dict[str, Clock] = {}
         with Clock() as stages["prepare"]:
             plan_path = pipeline.prepare_training(settings)
@@ -127,16 +112,6 @@ def main() -> None:
             with Clock() as clock:
                 summary = pipeline.predict(settings)
             refreshes.append(clock)
-    finally:
-        if previous is None:
-            os.environ.pop("CRYPTO_DATABASE_URL", None)
-        else:
-            os.environ["CRYPTO_DATABASE_URL"] = previous
-        if not args.keep:
-            with psycopg.connect(server, autocommit=True) as admin:
-                admin.execute(
-                    sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
-                )
     tokens = len(plan.symbols)
     print(
         f"\n{'family':<10}{'fits':>6}{'fit s':>9}{'forecast s':>12}{'job wall s':>12}{'job CPU s':>11}"

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import pandas as pd
 import psycopg
-from psycopg import sql
+from scratch_database import scratch_database
 
 log = logging.getLogger("evaluate_real_history")
 
@@ -91,22 +91,6 @@ def load_bronze(url: str, folder: Path) -> int:
         log.info("%s: %d rows, %d quarantined", symbol, report.rows_inserted,
                      report.rows_quarantined)  # fmt: skip
     return total
-
-
-def scratch_database(server_url: str, name: str) -> str:
-    from crypto_analytics.config import get_settings
-    from crypto_analytics.migrations.runner import init_database
-    from crypto_analytics.warehouse import url_for_database
-
-    with psycopg.connect(server_url, autocommit=True) as admin:
-        admin.execute(
-            sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
-        )
-        admin.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
-    url = url_for_database(server_url, name)
-    with psycopg.connect(url) as conn:
-        init_database(conn, get_settings())
-    return url
 
 
 def markdown(metrics: pd.DataFrame) -> str:
@@ -217,27 +201,21 @@ def main() -> None:
     chosen = args.as_of or [window_end(w) for w in DEFAULT_WINDOWS]
     windows = sorted({w for w in chosen if w is not None}) + ([None] if None in chosen else [])
 
-    import os
-
     from crypto_analytics.config import get_settings
     from crypto_analytics.dbt_runner import run_dbt
     from crypto_analytics.warehouse import connection_params, database_url
 
     server = database_url()
     name = f"{connection_params(server)['dbname']}_ml_eval"
-    url = scratch_database(server, name)
-    started = time.perf_counter()
-    rows = load_bronze(url, args.folder)
-    log.info("bronze: %d rows in %.1f s", rows, time.perf_counter() - started)
-    run_dbt(["build", "--quiet"], url=url)
-    log.info("silver and gold built at %.1f s", time.perf_counter() - started)
-    previous = os.environ.get("CRYPTO_DATABASE_URL")
-    os.environ["CRYPTO_DATABASE_URL"] = url
-    get_settings.cache_clear()
-    out_dir = get_settings().resolve(Path("data/ml"))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    results: dict[date, pd.DataFrame] = {}
-    try:
+    with scratch_database(server, name, keep=args.keep) as url:
+        started = time.perf_counter()
+        rows = load_bronze(url, args.folder)
+        log.info("bronze: %d rows in %.1f s", rows, time.perf_counter() - started)
+        run_dbt(["build", "--quiet"], url=url)
+        log.info("silver and gold built at %.1f s", time.perf_counter() - started)
+        out_dir = get_settings().resolve(Path("data/ml"))
+        out_dir.mkdir(parents=True, exist_ok=True)
+        results: dict[date, pd.DataFrame] = {}
         for as_of in windows:
             text, metrics, ended = evaluate_window(as_of, started)
             results[ended] = metrics
@@ -248,16 +226,6 @@ def main() -> None:
             summary = window_summary(results) + "\n"
             (out_dir / "real_history_windows.md").write_text(summary)
             print(summary)  # noqa: T201 - a script's report
-    finally:
-        if previous is None:
-            os.environ.pop("CRYPTO_DATABASE_URL")
-        else:
-            os.environ["CRYPTO_DATABASE_URL"] = previous
-        if not args.keep:
-            with psycopg.connect(server, autocommit=True) as admin:
-                admin.execute(
-                    sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
-                )
 
 
 if __name__ == "__main__":
