@@ -114,7 +114,9 @@ class LstmModel:
             raise InvalidInput(
                 f"the LSTM was trained for horizons {self.horizons}; cannot forecast {unknown}"
             )
-        frames = []
+        frames: list[pd.DataFrame] = []
+        if not self.scales:  # no token had the history to train on: nothing to load
+            return concat_forecasts(frames)
         with limited_threads(self.threads), torch.no_grad():
             net = self.network()
             for symbol, days in origins.items():

@@ -1,4 +1,5 @@
-"""The panel keeps gaps explicit, returns follow the one gap definition, and bad rows are refused."""
+"""The panel keeps gaps explicit, returns follow the one gap definition, bad rows are refused, and
+too little history is a logged skip, never a crash."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 from crypto_ml.errors import InvalidInput, NotEnoughData
+from crypto_ml.forecasting.catalogue import price_family
+from crypto_ml.forecasting.forecasts import FORECAST_COLUMNS
 from crypto_ml.forecasting.panel import Panel
 from crypto_ml.forecasting.policy import is_constant, stale_skip, training_skip
-from forecast_testdata import random_walk_features
+from forecast_testdata import fast_ml, random_walk_features
 
 
 def test_a_gap_stays_a_gap_and_the_return_after_it_is_missing(walk_panel):
@@ -92,3 +95,15 @@ def test_policy_reasons(walk_panel):
     assert skip is not None and skip.reason.startswith("constant price")
     stale = stale_skip(walk_panel["AAA"], "all", walk_panel.as_of + pd.Timedelta(days=5), 3)
     assert stale is not None and "5 days before" in stale.reason
+
+
+@pytest.mark.parametrize("name", ["prophet", "lstm", "gbm"])
+def test_a_fit_with_no_token_long_enough_forecasts_nothing_and_says_why(walk_panel, name):
+    family = price_family(name, fast_ml())
+    cutoff = pd.Timestamp("2023-02-15")  # 46 closes: every token is short for these models
+    result = family.fit(walk_panel.truncate(cutoff), cutoff, walk_panel.symbols)
+    assert result.fitted.symbols == []
+    assert {s.symbol for s in result.skips} == set(walk_panel.symbols)
+    origins = {s: pd.date_range(cutoff, periods=3, freq="D") for s in walk_panel.symbols}
+    forecasts = result.fitted.forecast(walk_panel, origins, [1, 7, 30])
+    assert forecasts.empty and list(forecasts.columns) == FORECAST_COLUMNS
