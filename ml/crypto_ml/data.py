@@ -71,11 +71,35 @@ def read_daily_features(
             "gold.token_daily_features does not exist: build gold first "
             "(`crypto-analytics dbt build`, or `make demo` for the offline market)"
         ) from exc
+    if frame.empty and (symbols or until is not None):
+        _explain_no_rows(url, symbols, until)
     numeric = [c for c in FEATURE_COLUMNS if c not in ("symbol", "date", "category")]
     frame = frame.astype({c: "float64" for c in numeric if c != "is_stablecoin"})
     frame["is_stablecoin"] = frame["is_stablecoin"].astype(bool)
     log.info("read %d feature rows for %d tokens", len(frame), frame["symbol"].nunique())
     return _as_days(frame, "date")
+
+
+def _explain_no_rows(url: str | None, symbols: Sequence[str] | None, until: date | None) -> None:
+    """A filtered read found nothing: say what gold does hold (an empty mart is the caller's
+    message: gold not built)."""
+    held = _read(
+        url,
+        sql.SQL(
+            "select count(distinct symbol) as tokens, min(date) as first, max(date) as last"
+            " from gold.token_daily_features where symbol = any(%s) or %s"
+        ),
+        [list(symbols or []), not symbols],
+    ).iloc[0]
+    if not held["tokens"]:
+        if symbols:
+            raise NotEnoughData(f"gold.token_daily_features has no rows for {list(symbols)}")
+        return
+    scope = f" for {list(symbols)}" if symbols else ""
+    raise NotEnoughData(
+        f"gold.token_daily_features has no rows{scope} up to {until}: it holds "
+        f"{held['tokens']} token(s) from {held['first']} to {held['last']}"
+    )
 
 
 def read_price_predictions(

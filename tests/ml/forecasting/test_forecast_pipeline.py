@@ -42,6 +42,24 @@ def test_gold_not_built_or_empty_is_one_clear_line(warehouse_url, fast_ml_env):
     assert unknown.exit_code == 1 and "unknown symbol 'NOPE'" in unknown.output
 
 
+def test_a_filter_that_finds_nothing_says_what_gold_holds(warehouse_url, fast_ml_env):
+    load_stand_in_mart(warehouse_url, random_walk_features(["BTC"], 400, stablecoin="USDT"))
+    runner = CliRunner()
+    early = runner.invoke(app, ["ml", "evaluate", "--as-of", "2000-01-01"])
+    assert early.exit_code == 1
+    assert (
+        "error: gold.token_daily_features has no rows up to 2000-01-01: it holds 2 token(s) "
+        "from 2023-01-01 to 2024-02-04"
+    ) in early.output
+    absent = runner.invoke(app, ["ml", "evaluate", "--symbol", "ETH"])
+    assert absent.exit_code == 1
+    assert "error: gold.token_daily_features has no rows for ['ETH']" in absent.output
+    # a stablecoin alone: baselines and the ensemble, no volatility model, a table all the same
+    stable = runner.invoke(app, ["ml", "evaluate", "--symbol", "USDT"])
+    assert stable.exit_code == 0, stable.output
+    assert "naive" in stable.output and "QLIKE" not in stable.output
+
+
 def test_too_little_history_for_one_fold_is_a_clear_error(warehouse_url, fast_ml_env):
     load_stand_in_mart(warehouse_url, random_walk_features(["BTC"], 80))
     with pytest.raises(NotEnoughData, match="at most 80 daily closes.*needs about"):
