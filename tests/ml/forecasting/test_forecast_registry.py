@@ -150,6 +150,10 @@ def test_training_registers_every_family_and_decides_the_champion(
                         ensemble["calibration_h30"])  # fmt: skip
     # Prophet's native per-token models, in the prophet experiment (not the default one)
     prophet = client.get_run(summary.run_ids["prophet"])
+    # the production fit's factors on the random walk's radii (never below 1)
+    scales = {k: float(v) for k, v in prophet.data.params.items() if k.startswith("interval_scale")}
+    assert set(scales) == {"interval_scale_h1", "interval_scale_h7", "interval_scale_h30"}
+    assert min(scales.values()) >= 1.0
     children = client.search_runs(
         [prophet.info.experiment_id], f"tags.mlflow.parentRunId = '{prophet.info.run_id}'"
     )
