@@ -118,10 +118,8 @@ def markdown(metrics: pd.DataFrame) -> str:
             f"{row['mape']:.2f} | {direction} | {row['coverage_80']:.3f} | "
             f"{row['coverage_95']:.3f} | {row['width_80']:.3f} | {row['interval_score_95']:.4f} |"
         )
-    # no volatility model ran (only stablecoins): no qlike column at all
-    has_qlike = "qlike" in metrics.columns
-    vol = metrics.loc[(metrics["fold"] == 0) & metrics["qlike"].notna()] if has_qlike else None
-    if vol is not None and not vol.empty:
+    vol = metrics.loc[(metrics["fold"] == 0) & metrics["qlike"].notna()]
+    if not vol.empty:
         lines += ["", "| volatility model | h | tokens | QLIKE (mean) |", "|---|---:|---:|---:|"]
         for (model, h), group in vol.groupby(["model", "horizon_days"]):
             lines.append(

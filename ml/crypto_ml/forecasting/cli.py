@@ -68,10 +68,8 @@ def summary_table(metrics: Any) -> str:
             f"{row['directional_accuracy']:>9.3f}{row['coverage_80']:>7.3f}"
             f"{row['coverage_95']:>7.3f}{row['width_80']:>9.3f}"
         )
-    # no volatility model ran (only stablecoins): no qlike column at all
-    has_qlike = "qlike" in metrics.columns
-    vol = metrics.loc[(metrics["fold"] == 0) & metrics["qlike"].notna()] if has_qlike else None
-    if vol is not None and not vol.empty:
+    vol = metrics.loc[(metrics["fold"] == 0) & metrics["qlike"].notna()]
+    if not vol.empty:
         lines.append("")
         lines.append(f"{'volatility':<12}{'h':>4}{'tokens':>8}{'QLIKE':>9}")
         for (model, horizon), group in vol.groupby(["model", "horizon_days"]):

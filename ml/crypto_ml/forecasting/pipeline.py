@@ -442,6 +442,8 @@ def build_evaluation(
     volatility = pd.concat(vol_frames, ignore_index=True) if vol_frames else pd.DataFrame()
     if not volatility.empty:
         metrics = pd.concat([metrics, evaluate_volatility(volatility)], ignore_index=True)
+    else:  # no volatility model ran (only stablecoins): the metrics keep their columns all the same
+        metrics["qlike"] = np.nan
     for vol_run in volatility_runs:
         skips.extend(vol_run.skips)
         _add_timing(timings, VOLATILITY, vol_run.timing)
